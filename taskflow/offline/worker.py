@@ -1,0 +1,210 @@
+"""The process a Lambda function's code runs in offline: one per warm "container".
+
+Started by ``taskflow.offline.functions`` as ``python -I worker.py`` with the function's
+environment, it imports the handler from the deployed code directory (init phase), then serves
+invocations one at a time over a ``multiprocessing.connection`` link. Everything the handler prints
+or logs is streamed back as it happens, so nothing is lost if the process is killed on a timeout.
+It imports only the standard library itself; the handler brings boto3, as on Lambda.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+import traceback
+from multiprocessing.connection import Client
+from pathlib import Path
+from typing import Any
+
+_conn: Any = None
+_request_id = ""
+
+
+class _Stream:
+    """Stand-in for stdout/stderr: sends each complete line to the parent as a log frame."""
+
+    def __init__(self) -> None:
+        self._buffer = ""
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        if "\n" in self._buffer:
+            head, _, self._buffer = self._buffer.rpartition("\n")
+            _send(("log", head + "\n", time.time()))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._buffer:
+            text, self._buffer = self._buffer, ""
+            _send(("log", text, time.time()))
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+
+def _send(frame: tuple[Any, ...]) -> None:
+    _conn.send(frame)
+
+
+class _LambdaFormatter(logging.Formatter):
+    """The Python runtime's text log format: ``[LEVEL]\\t<time>Z\\t<request id>\\t<message>``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        text = f"[{record.levelname}]\t{stamp}.{int(record.msecs):03d}Z\t{_request_id}\t{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        return text
+
+
+class Context:
+    """The context object a Python handler receives on Lambda."""
+
+    def __init__(self, request_id: str, deadline: float) -> None:
+        env = os.environ
+        self.aws_request_id = request_id
+        self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = env["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.invoked_function_arn = env["TASKFLOW_FUNCTION_ARN"]
+        self.memory_limit_in_mb = env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.log_group_name = env["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = env["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.time()) * 1000))
+
+
+def _no_delay(conn: Any) -> None:
+    """Disable Nagle's algorithm: small request/response frames must not wait for delayed ACKs."""
+    sock = socket.socket(fileno=os.dup(conn.fileno()))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.close()
+
+
+def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
+    # Leave out this bootstrap's own frames: the trace starts in the function's code, as on Lambda.
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    return {
+        "errorMessage": str(exc),
+        "errorType": error_type or type(exc).__name__,
+        "requestId": _request_id,
+        "stackTrace": [line for line in traceback.format_list(frames)],
+    }
+
+
+def _log_error(err: dict[str, Any]) -> None:
+    stack = "".join(err["stackTrace"]).rstrip("\n")
+    head = f"[ERROR] {err['errorType']}: {err['errorMessage']}"
+    sys.stdout.write(f"{head}\nTraceback (most recent call last):\n{stack}\n")  # one write: one log event
+    sys.stdout.flush()
+
+
+def _isolate_imports(code_dir: str) -> None:
+    """Make the deployed code the only project code importable, as in a Lambda container."""
+    repo_root = str(Path(__file__).resolve().parents[2])
+    sys.path[:] = [code_dir] + [p for p in sys.path if p and os.path.abspath(p) != repo_root]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()]
+    os.chdir(code_dir)
+
+
+def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
+    module_name, _, func_name = spec.rpartition(".")
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda does
+        err = _error(exc, "Runtime.ImportModuleError")
+        err["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
+        if not isinstance(exc, ImportError):
+            err["errorType"] = "Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else err["errorType"]
+        return None, err
+    handler = getattr(module, func_name, None)
+    if handler is None:
+        return None, {
+            "errorMessage": f"Handler '{func_name}' missing on module '{module_name}'",
+            "errorType": "Runtime.HandlerNotFound",
+            "requestId": "",
+            "stackTrace": [],
+        }
+    return handler, None
+
+
+def _max_rss_kb() -> int:
+    """Peak resident memory of this process in KiB (0 where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // 1024 if sys.platform == "darwin" else peak
+
+
+def main() -> None:
+    global _conn, _request_id
+    host, port = os.environ.pop("TASKFLOW_WORKER_ADDRESS").rsplit(":", 1)
+    authkey = bytes.fromhex(os.environ.pop("TASKFLOW_WORKER_AUTHKEY"))
+    _conn = Client((host, int(port)), authkey=authkey)
+    _no_delay(_conn)
+    sys.stdout = _Stream()  # type: ignore[assignment]
+    sys.stderr = _Stream()  # type: ignore[assignment]
+    root = logging.getLogger()
+    handler_ = logging.StreamHandler(sys.stdout)
+    handler_.setFormatter(_LambdaFormatter())
+    root.addHandler(handler_)
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING"))
+
+    started = time.perf_counter()
+    _isolate_imports(os.environ["LAMBDA_TASK_ROOT"])
+    handler, init_error = _load_handler(os.environ["_HANDLER"])
+    sys.stdout.flush()
+    _send(("ready", (time.perf_counter() - started) * 1000, init_error))
+
+    while True:
+        try:
+            message = _conn.recv()
+        except EOFError:
+            return
+        if message[0] == "stop":
+            return
+        _, request_id, payload, deadline = message
+        _request_id = request_id
+        ok, result = True, None
+        try:
+            if init_error is not None:
+                raise RuntimeError(init_error["errorMessage"])
+            event = json.loads(payload)
+            response = handler(event, Context(request_id, deadline))
+            try:
+                result = json.dumps(response)
+            except (TypeError, ValueError) as exc:
+                ok, result = (
+                    False,
+                    {
+                        "errorMessage": f"Unable to marshal response: {exc}",
+                        "errorType": "Runtime.MarshalError",
+                        "requestId": request_id,
+                        "stackTrace": [],
+                    },
+                )
+        except Exception as exc:  # noqa: BLE001 - an unhandled error, reported as Lambda does
+            ok, result = False, (init_error or _error(exc))
+            _log_error(result)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        max_rss_kb = _max_rss_kb()
+        _send(("result", ok, result, max_rss_kb))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""Choose where the workshop's AWS calls go: the offline simulation (default) or a real account.
+
+``taskflow.connect()`` is the one call a notebook makes before creating any AWS client. Offline
+is the default so that nothing reaches a real account unless ``WORKSHOP_TARGET=aws`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.exceptions
+
+from taskflow.naming import Names, learner_from_env, tags_for
+
+TARGETS = ("offline", "aws")
+OFFLINE_REGION = "us-east-1"
+OFFLINE_ACCOUNT = "123456789012"
+
+_current: Target | None = None
+
+
+class TargetError(RuntimeError):
+    """The requested target cannot be used as it is configured."""
+
+
+@dataclass
+class Target:
+    """Where resources are created, and the names and tags to create them with."""
+
+    kind: str
+    session: boto3.session.Session
+    region: str
+    account_id: str
+    caller_arn: str
+    names: Names
+    tags: dict[str, str]
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def offline(self) -> bool:
+        return self.kind == "offline"
+
+    @property
+    def learner(self) -> str | None:
+        return self.names.learner
+
+    @property
+    def tag_list(self) -> list[dict[str, str]]:
+        """The tags as ``[{"Key": ..., "Value": ...}]``, the shape IAM and DynamoDB expect."""
+        return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` in this target's session and region (cached)."""
+        if service not in self._clients:
+            self._clients[service] = self.session.client(service, region_name=self.region)
+        return self._clients[service]
+
+    def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
+        """Build an ARN in this target's partition, region and account."""
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{self.account_id}:{resource}"
+
+
+def requested_target() -> str:
+    """Read ``WORKSHOP_TARGET`` (default ``offline``) and reject anything unknown."""
+    raw = os.environ.get("WORKSHOP_TARGET", "").strip().lower() or "offline"
+    if raw not in TARGETS:
+        raise TargetError(
+            f"WORKSHOP_TARGET={os.environ['WORKSHOP_TARGET']!r} is not a target this workshop knows. "
+            f"Allowed values: {', '.join(TARGETS)} (unset means offline)."
+        )
+    return raw
+
+
+def connect() -> Target:
+    """Return the target for this kernel, setting it up on the first call.
+
+    A second call returns the same target. Asking for a different target in the same kernel is
+    refused: restart the kernel instead, so resources are never split across two places.
+    """
+    global _current
+    kind = requested_target()
+    if _current is not None:
+        if _current.kind != kind:
+            raise TargetError(
+                f"This kernel is already connected to {_current.kind!r}; WORKSHOP_TARGET now asks for "
+                f"{kind!r}. Restart the kernel to switch targets."
+            )
+        return _current
+    names = Names(learner_from_env())
+    _current = _connect_offline(names) if kind == "offline" else _connect_aws(names)
+    return _current
+
+
+def _scrub_environment() -> None:
+    """Remove every setting that could send an offline call to a real endpoint or account."""
+    for key in list(os.environ):
+        if key.startswith("AWS_ENDPOINT_URL") or key in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE"}:
+            del os.environ[key]
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_SECURITY_TOKEN", None)
+    # A profile or config file could also carry an endpoint_url or a credential_process.
+    os.environ["AWS_CONFIG_FILE"] = os.devnull
+    os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION=OFFLINE_REGION,
+        AWS_REGION=OFFLINE_REGION,
+    )
+
+
+def _connect_offline(names: Names) -> Target:
+    from taskflow import offline
+
+    _scrub_environment()
+    runtime = offline.start()
+    session = boto3.Session(region_name=OFFLINE_REGION)
+    target = Target(
+        kind="offline",
+        session=session,
+        region=OFFLINE_REGION,
+        account_id=OFFLINE_ACCOUNT,
+        caller_arn=f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/moto",
+        names=names,
+        tags=tags_for(names.learner),
+    )
+    print(
+        f"Target: OFFLINE (moto {runtime.moto_version} in this kernel, account {OFFLINE_ACCOUNT}, "
+        f"region {OFFLINE_REGION}); nothing reaches a real AWS account."
+    )
+    return target
+
+
+def _connect_aws(names: Names) -> Target:
+    session = boto3.Session()
+    region = session.region_name
+    if not region:
+        raise TargetError(
+            "WORKSHOP_TARGET=aws but no region is set. Set AWS_REGION (or AWS_DEFAULT_REGION), "
+            "or give your profile a region with `aws configure set region eu-west-1`."
+        )
+    if session.get_credentials() is None:
+        raise TargetError(
+            "WORKSHOP_TARGET=aws but boto3 found no credentials. Set AWS_PROFILE to a configured "
+            "profile (or run `aws sso login --profile NAME`), then restart the kernel."
+        )
+    try:
+        identity = session.client("sts", region_name=region).get_caller_identity()
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
+        raise TargetError(f"WORKSHOP_TARGET=aws but the credentials do not work: {err}") from err
+    target = Target(
+        kind="aws",
+        session=session,
+        region=region,
+        account_id=identity["Account"],
+        caller_arn=identity["Arn"],
+        names=names,
+        tags=tags_for(names.learner),
+    )
+    print(
+        f"Target: REAL AWS account {target.account_id}, region {region}, as {target.caller_arn}. "
+        "Resources you create here are real and may cost money."
+    )
+    return target
+
+
+def _reset_for_tests() -> None:
+    """Forget the current target (tests only: a kernel never switches targets)."""
+    global _current
+    _current = None
