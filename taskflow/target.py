@@ -137,7 +137,9 @@ def _connect_offline(names: Names) -> Target:
 
 def _connect_aws(names: Names) -> Target:
     session = boto3.Session()
-    region = session.region_name
+    region = session.region_name or os.environ.get("AWS_REGION")  # botocore reads only AWS_DEFAULT_REGION
+    if region and not session.region_name:
+        session = boto3.Session(region_name=region)
     if not region:
         raise TargetError(
             "WORKSHOP_TARGET=aws but no region is set. Set AWS_REGION (or AWS_DEFAULT_REGION), "

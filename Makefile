@@ -1,0 +1,50 @@
+# Two commands do all set-up: `make lab` (start JupyterLab offline) and `make test` (every check).
+# Both create .venv from requirements.txt on first use, with Python 3.11 or newer.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+WORKSHOP_TARGET ?= offline
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: lab test lint unit-and-notebooks rehearse diagrams bench preflight clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0] + ": set PYTHON=python3.12 (or similar)")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+lab: $(STAMP)
+	@echo "Starting JupyterLab on notebooks/ with WORKSHOP_TARGET=$(WORKSHOP_TARGET). Open the http://127.0.0.1 URL printed below; Ctrl-C stops it."
+	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(ROOT_FLAG)
+
+test: lint unit-and-notebooks
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(if $(NOTEBOOKS),$(BIN)/nbstripout --keep-output --keep-count --verify $(NOTEBOOKS))
+
+# Unit tests and nbval over the notebooks in one pytest run, always offline.
+unit-and-notebooks: $(STAMP)
+	env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSHOP_LEARNER= \
+		$(BIN)/pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks)
+
+rehearse: $(STAMP)
+	mkdir -p build
+	WORKSHOP_TARGET=offline $(BIN)/jupyter nbconvert --to html --execute --output-dir build $(NOTEBOOKS)
+	@echo "Executed notebooks are in build/*.html"
+
+diagrams: $(STAMP)
+	$(BIN)/python diagrams/generate.py
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/offline_runtime.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
