@@ -21,7 +21,8 @@ $(STAMP): requirements.txt pyproject.toml
 
 lab: $(STAMP)
 	@echo "Starting JupyterLab on notebooks/ with WORKSHOP_TARGET=$(WORKSHOP_TARGET). Open the http://127.0.0.1 URL printed below; Ctrl-C stops it."
-	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --no-browser $(ROOT_FLAG)
+	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/jupyter lab --notebook-dir=. --LabApp.default_url=/lab/tree/notebooks \
+		--ip=127.0.0.1 --no-browser $(ROOT_FLAG)
 
 test: lint unit-and-notebooks
 
@@ -29,6 +30,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(if $(NOTEBOOKS),$(BIN)/nbstripout --keep-output --keep-count --verify $(NOTEBOOKS))
+
+# Before class: Python, packages, the target; offline the runtime, on AWS credentials, region and permissions.
+# WORKSHOP_TARGET=aws EXPECT_REGION=eu-west-1 make preflight checks a real account against the class's region.
+preflight: $(STAMP)
+	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/python -m taskflow.preflight $(if $(EXPECT_REGION),--expect-region $(EXPECT_REGION))
 
 # Unit tests and nbval over the notebooks in one pytest run, always offline.
 unit-and-notebooks: $(STAMP)
