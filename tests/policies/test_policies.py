@@ -1,0 +1,276 @@
+"""The policy templates in policies/ and taskflow.policies.render: filled for a target, narrow, and lint-clean.
+
+That each function permission is *needed*, and that nothing more is *granted*, is proven by running the
+functions under these policies in tests/lambdas/test_least_privilege_offline.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import parliament
+import pytest
+from moto.iam.access_control import IAMPolicy, PermissionResult
+
+import taskflow.policies as policies
+from taskflow.naming import Names
+from taskflow.policies import PolicyTemplateError, available, placeholders, render, values_for
+from taskflow.target import Target
+
+REGION, ACCOUNT = "eu-west-1", "210987654321"
+FUNCTION_POLICIES = ["create_task_day1", "create_task", "process_task"]
+IDENTITY_POLICIES = [*FUNCTION_POLICIES, "learner"]
+
+
+def target(learner: str | None = "alice") -> Target:
+    names = Names(learner)
+    return Target(
+        kind="aws",
+        session=boto3.Session(region_name=REGION),
+        region=REGION,
+        account_id=ACCOUNT,
+        caller_arn=f"arn:aws:iam::{ACCOUNT}:user/{learner}",
+        names=names,
+        tags={},
+    )
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_templates_are_the_expected_ones() -> None:
+    assert available() == ["create_task", "create_task_day1", "lambda-trust", "learner", "process_task"]
+
+
+@pytest.mark.parametrize("name", ["create_task", "create_task_day1", "learner", "lambda-trust", "process_task"])
+@pytest.mark.parametrize("learner", [None, "alice"])
+def test_every_template_renders_for_a_target_with_nothing_left_unfilled(name: str, learner: str | None) -> None:
+    document = render(name, target(learner))
+    text = json.dumps(document)
+    assert "${" not in text
+    assert document["Version"] == "2012-10-17"
+    assert "123456789012" not in text, "no account id may be hard-coded in a template"
+    assert "us-east-1" not in text, "no region may be hard-coded in a template"
+
+
+def test_function_policies_name_exactly_the_learners_resources() -> None:
+    t = target("alice")
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in render("create_task_day1", t)["Statement"]} == {
+        "PutTasksInTheTable": ("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/TaskTable-alice"),
+        "WriteOwnLogs": (
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/create_task-alice:*",
+        ),
+    }
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in render("create_task", t)["Statement"]} == {
+        "SendTasksToTheQueue": ("sqs:SendMessage", f"arn:aws:sqs:{REGION}:{ACCOUNT}:taskQueue-alice"),
+        "WriteOwnLogs": (
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/create_task-alice:*",
+        ),
+    }
+    assert {s["Sid"]: (s["Action"], s["Resource"]) for s in render("process_task", t)["Statement"]} == {
+        "ConsumeTheQueue": (
+            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            f"arn:aws:sqs:{REGION}:{ACCOUNT}:taskQueue-alice",
+        ),
+        "PutTasksInTheTable": ("dynamodb:PutItem", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/TaskTable-alice"),
+        "WriteOwnLogs": (
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/process_task-alice:*",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", FUNCTION_POLICIES)
+def test_function_policies_have_no_wildcards_and_a_sid_per_statement(name: str) -> None:
+    statements = render(name, target())["Statement"]
+    sids = [s.get("Sid") for s in statements]
+    assert all(sids) and len(set(sids)) == len(sids), "every statement needs its own Sid"
+    for statement in statements:
+        assert statement["Effect"] == "Allow" and "Condition" not in statement
+        assert not {"NotAction", "NotResource", "Principal"} & set(statement)
+        for action in as_list(statement["Action"]):
+            assert "*" not in action and "?" not in action, f"wildcard action {action}"
+        for resource in as_list(statement["Resource"]):
+            assert resource != "*"
+            # The only wildcard allowed: a log group's streams, ``log-group:/aws/lambda/<function>:*``.
+            assert "*" not in resource.removesuffix(":*"), f"wildcard in {resource}"
+            assert resource.endswith(":*") == resource.startswith("arn:aws:logs:")
+
+
+def test_the_trust_policy_lets_only_lambda_assume_the_role() -> None:
+    (statement,) = render("lambda-trust", target())["Statement"]
+    assert statement == {
+        "Sid": "LambdaMayAssumeThisRole",
+        "Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"},
+        "Action": "sts:AssumeRole",
+    }
+
+
+@pytest.mark.parametrize("name", IDENTITY_POLICIES)
+def test_parliament_finds_nothing(name: str) -> None:
+    findings = parliament.analyze_policy_string(json.dumps(render(name, target()))).findings
+    assert [(f.issue, f.detail) for f in findings] == []
+
+
+@pytest.mark.parametrize("name", FUNCTION_POLICIES)
+def test_parliament_community_auditors_find_nothing_in_the_function_policies(name: str) -> None:
+    """Privilege escalation, credential exposure, permissions management: none in what the functions hold.
+
+    (learner.json does get privilege-escalation findings by design: a learner creates roles, writes their
+    policies and passes them to Lambda. policies/README.md explains how to bound that.)
+    """
+    policy = parliament.analyze_policy_string(json.dumps(render(name, target())), include_community_auditors=True)
+    assert [(f.issue, f.detail) for f in policy.findings] == []
+
+
+def test_parliament_reads_the_trust_policy_except_for_its_missing_resource() -> None:
+    """parliament 1.6 lints identity policies only; a trust policy has a Principal and no Resource by design.
+
+    Everything else in it (the action name, the structure) passes.
+    """
+    findings = parliament.analyze_policy_string(json.dumps(render("lambda-trust", target()))).findings
+    assert [(f.issue, f.detail) for f in findings] == [
+        ("MALFORMED", "Statement contains neither Resource nor NotResource")
+    ]
+
+
+# --- learner.json: enough to run the workshop, scoped to its names where AWS allows --------------------------
+
+LEARNER = "alice"
+A, R = ACCOUNT, REGION
+NEEDED = [
+    ("iam:CreateRole", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/process_task-{LEARNER}-role"),
+    ("iam:DeleteRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:DeleteRole", f"arn:aws:iam::{A}:role/process_task-{LEARNER}-role"),
+    ("iam:PassRole", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:ListRoleTags", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("lambda:CreateFunction", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}"),
+    ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}"),
+    ("lambda:UpdateFunctionConfiguration", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}"),
+    ("lambda:GetFunction", f"arn:aws:lambda:{R}:{A}:function:process_task-{LEARNER}"),
+    ("lambda:InvokeFunction", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}"),
+    ("lambda:AddPermission", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}"),
+    ("lambda:DeleteFunction", f"arn:aws:lambda:{R}:{A}:function:process_task-{LEARNER}"),
+    ("lambda:CreateEventSourceMapping", "*"),
+    ("lambda:DeleteEventSourceMapping", f"arn:aws:lambda:{R}:{A}:event-source-mapping:0f5b1c8e"),
+    ("lambda:ListEventSourceMappings", "*"),
+    ("lambda:ListFunctions", "*"),
+    ("apigateway:POST", f"arn:aws:apigateway:{R}::/restapis"),
+    ("apigateway:PUT", f"arn:aws:apigateway:{R}::/restapis/a1b2c3/resources/x1/methods/POST"),
+    ("apigateway:POST", f"arn:aws:apigateway:{R}::/restapis/a1b2c3/deployments"),
+    ("apigateway:DELETE", f"arn:aws:apigateway:{R}::/restapis/a1b2c3"),
+    ("sqs:CreateQueue", f"arn:aws:sqs:{R}:{A}:taskQueue-{LEARNER}-dlq"),
+    ("sqs:SetQueueAttributes", f"arn:aws:sqs:{R}:{A}:taskQueue-{LEARNER}"),
+    ("sqs:SendMessage", f"arn:aws:sqs:{R}:{A}:taskQueue-{LEARNER}"),
+    ("sqs:ReceiveMessage", f"arn:aws:sqs:{R}:{A}:taskQueue-{LEARNER}-dlq"),
+    ("sqs:DeleteQueue", f"arn:aws:sqs:{R}:{A}:taskQueue-{LEARNER}"),
+    ("dynamodb:CreateTable", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-{LEARNER}"),
+    ("dynamodb:DescribeTable", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-{LEARNER}"),
+    ("dynamodb:Scan", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-{LEARNER}"),
+    ("dynamodb:DeleteTable", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-{LEARNER}"),
+    ("logs:FilterLogEvents", f"arn:aws:logs:{R}:{A}:log-group:/aws/lambda/create_task-{LEARNER}:*"),
+    ("logs:DeleteLogGroup", f"arn:aws:logs:{R}:{A}:log-group:/aws/lambda/process_task-{LEARNER}:*"),
+    ("logs:DescribeLogGroups", "*"),
+    ("cloudwatch:GetMetricData", "*"),
+    ("tag:GetResources", "*"),
+]
+NOT_GRANTED = [
+    ("iam:CreateRole", f"arn:aws:iam::{A}:role/Admin"),
+    ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/OrganizationAccountAccessRole"),
+    ("iam:PassRole", f"arn:aws:iam::{A}:role/Admin"),
+    ("iam:CreateUser", f"arn:aws:iam::{A}:user/{LEARNER}"),
+    ("iam:AttachRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{R}:{A}:function:billing"),
+    ("lambda:InvokeFunction", f"arn:aws:lambda:{R}:{A}:function:billing"),
+    ("sqs:DeleteQueue", f"arn:aws:sqs:{R}:{A}:orders"),
+    ("sqs:SendMessage", f"arn:aws:sqs:{R}:{A}:orders"),
+    ("dynamodb:DeleteTable", f"arn:aws:dynamodb:{R}:{A}:table/Customers"),
+    ("dynamodb:Scan", f"arn:aws:dynamodb:{R}:{A}:table/Customers"),
+    ("logs:DeleteLogGroup", f"arn:aws:logs:{R}:{A}:log-group:/aws/lambda/billing:*"),
+    ("sqs:CreateQueue", f"arn:aws:sqs:us-west-2:{A}:taskQueue-{LEARNER}"),
+    ("apigateway:POST", "arn:aws:apigateway:us-west-2::/restapis"),
+    ("s3:GetObject", "arn:aws:s3:::any-bucket/key"),
+    ("ec2:RunInstances", f"arn:aws:ec2:{R}:{A}:instance/*"),
+]
+
+
+@pytest.mark.parametrize(("action", "resource"), NEEDED)
+def test_learner_policy_allows_what_the_workshop_does(action: str, resource: str) -> None:
+    result = IAMPolicy(json.dumps(render("learner", target(LEARNER)))).is_action_permitted(action, resource)
+    assert result == PermissionResult.PERMITTED
+
+
+@pytest.mark.parametrize(("action", "resource"), NOT_GRANTED)
+def test_learner_policy_allows_nothing_outside_the_workshop(action: str, resource: str) -> None:
+    result = IAMPolicy(json.dumps(render("learner", target(LEARNER)))).is_action_permitted(action, resource)
+    assert result != PermissionResult.PERMITTED
+
+
+def test_learner_policy_uses_resource_star_only_for_actions_aws_cannot_scope() -> None:
+    """Where an action supports resource-level permissions, the learner policy must name resources."""
+    definitions = {service["prefix"]: service for service in parliament.iam_definition}
+    for statement in render("learner", target())["Statement"]:
+        if "*" not in as_list(statement["Resource"]):
+            continue
+        for action in as_list(statement["Action"]):
+            prefix, name = action.split(":")
+            (privilege,) = [p for p in definitions[prefix]["privileges"] if p["privilege"] == name]
+            scoped = [r["resource_type"] for r in privilege["resource_types"] if r["resource_type"]]
+            assert not scoped or "Condition" in statement, f"{action} supports {scoped}: scope it"
+
+
+def test_learner_policy_passes_the_roles_to_lambda_only() -> None:
+    (statement,) = [s for s in render("learner", target())["Statement"] if s["Action"] == "iam:PassRole"]
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+
+
+# --- render() itself ------------------------------------------------------------------------------------------------
+
+
+def test_render_accepts_a_mapping_of_values() -> None:
+    values = values_for(target("bob"))
+    assert render("process_task", values) == render("process_task", target("bob"))
+    assert placeholders("create_task") == {"Region", "Account", "QueueName", "CreateFunctionName"}
+
+
+def test_an_unfilled_placeholder_raises_and_names_it() -> None:
+    values = values_for(target())
+    del values["TableName"]
+    with pytest.raises(PolicyTemplateError, match=r"\$\{TableName\}"):
+        render("process_task", values)
+    with pytest.raises(PolicyTemplateError, match=r"\$\{Account\}"):
+        render("create_task", {**values_for(target()), "Account": ""})
+
+
+def test_an_unknown_template_raises_and_lists_the_known_ones() -> None:
+    with pytest.raises(PolicyTemplateError, match="create_task_day1"):
+        render("create-task", target())
+
+
+def test_values_cannot_change_the_documents_shape_or_smuggle_placeholders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "t.json").write_text(
+        '{"Version": "2012-10-17", "Statement": [{"Sid": "S", "Effect": "Allow", "Action": "sqs:SendMessage",'
+        ' "Resource": "arn:aws:sqs:${Region}:${Account}:${QueueName}/${aws:username}"}]}'
+    )
+    monkeypatch.setattr(policies, "POLICIES_DIR", tmp_path)
+    values = {"Region": "r", "Account": "1", "QueueName": 'q", "Effect": "Deny'}
+    (statement,) = render("t", values)["Statement"]
+    assert statement["Effect"] == "Allow", "a value is text inside a string, never JSON"
+    assert statement["Resource"].endswith('q", "Effect": "Deny/${aws:username}'), "IAM's own variables stay"
+    with pytest.raises(PolicyTemplateError, match="Account"):
+        render("t", {**values, "QueueName": "${Account}"})
+
+
+def test_instructors_can_print_a_rendered_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    assert policies.main(["learner", "--region", REGION, "--account", ACCOUNT]) == 0
+    assert json.loads(capsys.readouterr().out) == render("learner", {"Region": REGION, "Account": ACCOUNT})
