@@ -34,6 +34,9 @@ from taskflow.offline import iam, telemetry
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 SPAWN_TIMEOUT = 30.0
+# Lambda gives the init phase 10 s, then retries init inside the first invoke under the function's
+# Timeout: an import that never finishes is therefore cut off after INIT_TIMEOUT + Timeout.
+INIT_TIMEOUT = 10.0
 MAX_WORKERS_PER_FUNCTION = int(os.environ.get("TASKFLOW_OFFLINE_MAX_WORKERS", "8"))
 
 
@@ -47,6 +50,14 @@ class Invocation:
     log_tail: str
     duration_ms: float
     cold: bool
+
+
+class InitFailure(Exception):
+    """A worker died or hung while importing the handler: the invocation fails as on Lambda."""
+
+    def __init__(self, stream: str, logs: list[tuple[str, float]], error_type: str, message: str, init_ms: float):
+        super().__init__(message)
+        self.stream, self.logs, self.error_type, self.message, self.init_ms = stream, logs, error_type, message, init_ms
 
 
 @dataclass
@@ -101,7 +112,10 @@ class FunctionRunner:
     def invoke(self, fn: Any, payload: str) -> Invocation:
         """Run one invocation synchronously (RequestResponse)."""
         pool = self._pool_for(fn)
-        worker, cold = self._acquire(pool, fn)
+        try:
+            worker, cold = self._acquire(pool, fn)
+        except InitFailure as failure:
+            return self._failed_init(fn, failure)
         try:
             return self._run(fn, pool, worker, payload, cold)
         finally:
@@ -146,6 +160,9 @@ class FunctionRunner:
     def _version_key(fn: Any) -> str:
         config = {
             "code": fn.code_sha_256,
+            # moto gives every upload its own id: redeploying identical bytes, or deleting and recreating
+            # the function, must still start new workers, as it does on Lambda.
+            "upload": fn.code.get("UUID") if isinstance(fn.code, dict) else None,
             "handler": fn.handler,
             "env": fn.environment_vars,
             "timeout": fn.timeout,
@@ -228,18 +245,34 @@ class FunctionRunner:
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
+        started = time.perf_counter()
         accepted: list[Connection] = []
         acceptor = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
         acceptor.start()
-        acceptor.join(SPAWN_TIMEOUT)
+        spawn_deadline = time.monotonic() + SPAWN_TIMEOUT
+        while acceptor.is_alive() and process.poll() is None and time.monotonic() < spawn_deadline:
+            acceptor.join(0.01)
+        acceptor.join(0.1)  # it may have connected just before exiting
         listener.close()
         init_logs: list[tuple[str, float]] = []
+        init_limit = INIT_TIMEOUT + float(fn.timeout or 3)
         try:
             if not accepted:
                 raise EOFError
             conn = accepted[0]
             _no_delay(conn)
             while True:
+                remaining = init_limit - (time.perf_counter() - started)
+                if remaining <= 0 or not conn.poll(remaining):
+                    process.kill()
+                    conn.close()
+                    raise InitFailure(
+                        stream,
+                        init_logs,
+                        "Sandbox.Timedout",
+                        f"Task timed out after {float(fn.timeout or 3):.2f} seconds",
+                        (time.perf_counter() - started) * 1000,
+                    )
                 frame = conn.recv()
                 if frame[0] == "log":
                     init_logs.append((frame[1], frame[2]))
@@ -247,10 +280,21 @@ class FunctionRunner:
                     worker = Worker(process, conn, stream, init_ms=frame[1], init_error=frame[2])
                     break
         except (EOFError, OSError) as exc:
+            # The process exited during init (os._exit, a crash) or never connected.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
             process.kill()
             stderr.seek(0)
-            err = stderr.read().decode(errors="replace")
-            raise RuntimeError(f"offline Lambda worker for {fn.function_name} did not start: {err[-2000:]}") from exc
+            err = stderr.read().decode(errors="replace").strip()
+            if err:
+                init_logs.append((err[-2000:] + "\n", time.time()))
+            raise InitFailure(
+                stream,
+                init_logs,
+                "Runtime.ExitError",
+                f"Runtime exited with error: exit status {process.returncode}",
+                (time.perf_counter() - started) * 1000,
+            ) from exc
         finally:
             stderr.close()
         telemetry.write_logs(fn, stream, init_logs)
@@ -286,6 +330,32 @@ class FunctionRunner:
         return env
 
     # -- one invocation -------------------------------------------------------------------------
+
+    def _failed_init(self, fn: Any, failure: InitFailure) -> Invocation:
+        """The invocation whose cold start died or hung: logged and reported as Lambda does."""
+        request_id = str(uuid.uuid4())
+        now = time.time()
+        if failure.error_type == "Sandbox.Timedout":
+            message = f"{_iso(now)} {request_id} {failure.message}"
+        else:
+            message = f"RequestId: {request_id} Error: {failure.message}"
+        error = {"errorType": failure.error_type, "errorMessage": message}
+        logs = [
+            *failure.logs,
+            (f"START RequestId: {request_id} Version: $LATEST\n", now),
+            (message + "\n", now),
+            (f"END RequestId: {request_id}\n", now),
+            (
+                f"REPORT RequestId: {request_id}\tDuration: {failure.init_ms:.2f} ms\t"
+                f"Billed Duration: {math.ceil(failure.init_ms)} ms\tMemory Size: {fn.memory_size} MB\t"
+                "Max Memory Used: 0 MB\t\n",
+                now,
+            ),
+        ]
+        telemetry.write_logs(fn, failure.stream, logs)
+        telemetry.lambda_metrics(fn, failure.init_ms, errored=True)
+        tail = "".join(line for line, _ in logs).encode()[-4096:].decode(errors="ignore")
+        return Invocation(request_id, json.dumps(error).encode(), "Unhandled", tail, failure.init_ms, True)
 
     def _run(self, fn: Any, pool: Pool, worker: Worker, payload: str, cold: bool) -> Invocation:
         request_id = str(uuid.uuid4())

@@ -122,29 +122,43 @@ def lambda_can_assume(role_arn: str) -> bool:
 _CREDENTIAL_RE = re.compile(r"Credential=([^/]+)/")
 
 
-def _service_resource(handler: Any, service: str, default: str) -> str:
-    """The resource ARN a request acts on, where moto does not determine it itself."""
+def _json_body(handler: Any) -> dict[str, Any]:
+    """The request's JSON body (moto parses some protocols' bodies into dicts already)."""
+    body = handler.body
+    if isinstance(body, dict):
+        return body
+    try:
+        parsed = json.loads(handler.raw_body or body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _service_resources(handler: Any, service: str, default: str) -> list[str]:
+    """The resource ARNs a request acts on (each must be allowed), where moto does not determine them itself."""
     region = handler.region
     if service == "dynamodb":
-        try:
-            body = json.loads(handler.body or "{}")
-        except ValueError:
-            return default
+        body = _json_body(handler)
+        table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/"
         table = body.get("TableName")
         if table:
-            return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}"
-        items = body.get("RequestItems")
-        if isinstance(items, dict) and len(items) == 1:
-            return f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/{next(iter(items))}"
+            index = body.get("IndexName")  # a Query or Scan of an index acts on the index's ARN
+            return [table_arn + table + (f"/index/{index}" if index else "")]
+        # BatchWriteItem / BatchGetItem name their tables as keys, TransactWriteItems / TransactGetItems
+        # inside each item: AWS checks every table named.
+        tables = list(body.get("RequestItems") or {})
+        for item in body.get("TransactItems") or []:
+            for operation in item.values() if isinstance(item, dict) else []:
+                if isinstance(operation, dict) and operation.get("TableName"):
+                    tables.append(operation["TableName"])
+        if tables:
+            return [table_arn + name for name in dict.fromkeys(tables)]
     if service == "logs":
-        try:
-            body = json.loads(handler.body or "{}")
-        except ValueError:
-            return default
+        body = _json_body(handler)
         group = body.get("logGroupName")
         if group:
-            return f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}:*"
-    return default
+            return [f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}:*"]
+    return [default]
 
 
 def _denied(service: str, principal: str, action: str, resource: str) -> JsonRESTError:
@@ -176,7 +190,9 @@ def authorize(original: Any) -> Any:
             account_id=self.current_account,
             method=self.method,
             path=self.raw_path + (("?" + self.uri.split("?", 1)[1]) if "?" in self.uri else ""),
-            data=self.data,
+            # moto signs ``body or data``: with an empty body (a GET to a REST-JSON API such as Lambda's
+            # GetFunction) it would hash the parsed query and headers instead and report SignatureDoesNotMatch.
+            data=self.data if self.raw_body else {},
             body=self.raw_body,
             headers=self.headers,
             action=self._get_action(),
@@ -184,9 +200,9 @@ def authorize(original: Any) -> Any:
         request.check_signature()
         service, _, action_name = request._action.partition(":")
         action = f"{service}:{action_name}"
-        target = _service_resource(self, service, resource)
-        if not role_allows(creds.role_arn, action, target):
-            raise _denied(service, creds.session_arn, action, target)
+        for target in _service_resources(self, service, resource):
+            if not role_allows(creds.role_arn, action, target):
+                raise _denied(service, creds.session_arn, action, target)
 
     _authenticate_and_authorize_action.__wrapped__ = original  # type: ignore[attr-defined]
     return _authenticate_and_authorize_action

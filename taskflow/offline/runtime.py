@@ -8,8 +8,10 @@ its role, and publish CloudWatch metrics. Every moto internal touched is listed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 import time
 from typing import Any
@@ -21,6 +23,7 @@ from moto.awslambda.exceptions import InvalidParameterValueException
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError
+from moto.core.utils import unix_time
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import SQSBackend, sqs_backends
 
@@ -61,9 +64,22 @@ class Runtime:
         for owner, name, original in reversed(self._patches):
             setattr(owner, name, original)
         self._patches.clear()
-        self._server.stop()
+        self._stop_server()
         self._mock.stop()
         iam.forget_credentials()
+
+    def _stop_server(self) -> None:
+        """Stop the loopback server without waiting out its 0.5 s poll interval.
+
+        ``shutdown()`` only takes effect when the server's ``select()`` wakes up; a connection wakes it.
+        """
+        stopper = threading.Thread(target=self._server.stop, daemon=True)
+        stopper.start()
+        address = self._server.get_host_and_port()
+        while stopper.is_alive():
+            with contextlib.suppress(OSError), socket.create_connection(address, timeout=0.2):
+                pass
+            stopper.join(0.02)
 
     def busy(self) -> bool:
         """True while any enabled mapping has messages, or any function is running."""
@@ -104,6 +120,7 @@ class Runtime:
         original_create_function = LambdaBackend.create_function
         original_create_esm = LambdaBackend.create_event_source_mapping
         send, receive, delete = SQSBackend.send_message, SQSBackend.receive_message, SQSBackend.delete_message
+        retention_check = SQSBackend.is_message_valid_based_on_retention_period
 
         def invoke(fn: LambdaFunction, body: Any, request_headers: Any, response_headers: Any) -> bytes:
             headers = {str(k).lower(): v for k, v in (request_headers or {}).items()}
@@ -167,8 +184,19 @@ class Runtime:
             return messages
 
         def delete_message(backend: SQSBackend, queue_name: str, receipt_handle: str) -> None:
-            delete(backend, queue_name, receipt_handle)
+            # moto rebuilds the queue's message list without its lock: a message sent (or deleted by
+            # another poller) at the same moment would be lost (or come back). Hold the lock send uses.
+            with backend.get_queue(queue_name)._messages_lock:
+                delete(backend, queue_name, receipt_handle)
             telemetry.sqs_metric(backend.region_name, queue_name, "NumberOfMessagesDeleted", 1)
+
+        def is_message_valid_based_on_retention_period(backend: SQSBackend, queue_name: str, message: Any) -> bool:
+            # moto's version recomputes every queue attribute, a pass over the whole queue, for each
+            # message received: receiving 10 from a backlog of 1,000 took ~100 ms. Same rule, O(1).
+            period = getattr(backend.get_queue(queue_name), "message_retention_period", None)
+            if period is None:
+                return bool(retention_check(backend, queue_name, message))
+            return int(period) + message.sent_timestamp / 1000 > unix_time()
 
         self._patch(LambdaFunction, "invoke", invoke)
         self._patch(LambdaBackend, "create_function", create_function)
@@ -182,6 +210,9 @@ class Runtime:
         self._patch(SQSBackend, "send_message", send_message)
         self._patch(SQSBackend, "receive_message", receive_message)
         self._patch(SQSBackend, "delete_message", delete_message)
+        self._patch(
+            SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period
+        )
 
 
 _runtime: Runtime | None = None

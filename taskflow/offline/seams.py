@@ -105,6 +105,14 @@ SEAMS: tuple[Seam, ...] = (
         "SQSBackend.delete_message",
         ("self", "queue_name", "receipt_handle"),
     ),
+    Seam(
+        "receive without a pass over the queue per message",
+        "moto.sqs.models",
+        "SQSBackend.is_message_valid_based_on_retention_period",
+        ("self", "queue_name", "message"),
+    ),
+    Seam("serialize deletes with sends", "moto.sqs.models", "Queue._messages_lock"),
+    Seam("the clock SQS messages are stamped with", "moto.core.utils", "unix_time"),
     Seam("count sent messages", "moto.sqs.models", "SQSBackend.send_message", ("self", "queue_name", "message_body")),
     Seam("wake pollers when a message arrives", "moto.sqs.models", "Queue.wait_for_messages", ("self", "timeout")),
     Seam("the backends of SQS", "moto.sqs.models", "sqs_backends"),
@@ -140,11 +148,10 @@ def resolve(seam: Seam) -> object:
     try:
         obj: object = importlib.import_module(seam.module)
         for part in seam.attribute.split("."):
-            if part == "_event_source_mappings":
-                # An instance attribute: check the backend's constructor assigns it.
-                src = inspect.getsource(obj.__init__)  # type: ignore[misc]
-                if "self._event_source_mappings" not in src:
-                    raise AttributeError(part)
+            if isinstance(obj, type) and not hasattr(obj, part):
+                # An instance attribute: check the class's constructor assigns it.
+                if f"self.{part}" not in inspect.getsource(obj.__init__):
+                    raise AttributeError(f"{obj.__name__}.__init__ no longer sets {part}")
                 return obj
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as err:

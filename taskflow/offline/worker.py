@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from multiprocessing.connection import Client
@@ -114,8 +115,12 @@ def _log_error(err: dict[str, Any]) -> None:
 def _isolate_imports(code_dir: str) -> None:
     """Make the deployed code the only project code importable, as in a Lambda container."""
     repo_root = str(Path(__file__).resolve().parents[2])
-    sys.path[:] = [code_dir] + [p for p in sys.path if p and os.path.abspath(p) != repo_root]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()]
+    sys.path[:] = [code_dir] + [
+        p for p in sys.path if p and os.path.abspath(p) != repo_root and "__editable__" not in p
+    ]
+    # An editable install maps the repo's packages with a finder on sys.meta_path: a class, not an
+    # instance, so look at the module that defines it (``__editable___<dist>_finder``).
+    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
     os.chdir(code_dir)
 
 
@@ -141,7 +146,18 @@ def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
 
 
 def _max_rss_kb() -> int:
-    """Peak resident memory of this process in KiB (0 where the platform does not say)."""
+    """Peak resident memory of this process in KiB (0 where the platform does not say).
+
+    On Linux, VmHWM from /proc is read first: ``ru_maxrss`` survives exec, so a worker forked from a
+    large kernel would otherwise report the kernel's peak rather than its own.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # Windows
@@ -150,11 +166,28 @@ def _max_rss_kb() -> int:
     return peak // 1024 if sys.platform == "darwin" else peak
 
 
+def _exit_with_parent(interval: float = 0.5) -> None:
+    """Die with the kernel: a handler stuck in a loop must not outlive the process that started it.
+
+    An idle worker notices the closed link, but one running a handler would spin on as an orphan.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def main() -> None:
     global _conn, _request_id
     host, port = os.environ.pop("TASKFLOW_WORKER_ADDRESS").rsplit(":", 1)
     authkey = bytes.fromhex(os.environ.pop("TASKFLOW_WORKER_AUTHKEY"))
     _conn = Client((host, int(port)), authkey=authkey)
+    _exit_with_parent()
     _no_delay(_conn)
     sys.stdout = _Stream()  # type: ignore[assignment]
     sys.stderr = _Stream()  # type: ignore[assignment]

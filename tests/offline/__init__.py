@@ -1,0 +1,1 @@
+"""Tests of taskflow.offline, the runtime that makes the notebooks work under moto."""

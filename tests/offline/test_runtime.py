@@ -1,0 +1,103 @@
+"""The offline runtime's lifecycle: idempotent start, fresh state per run, nothing left behind by stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+from taskflow import offline
+from taskflow.offline import runtime as runtime_module
+
+from .conftest import REGION, Aws, poll
+
+
+def test_start_is_idempotent(aws: Aws) -> None:
+    assert offline.start() is runtime_module.current() is offline.start()
+
+
+def test_each_run_starts_with_fresh_state(aws_env: None) -> None:
+    offline.stop()
+    with offline.running():
+        boto3.client("sqs", region_name=REGION).create_queue(QueueName="left-over")
+    with offline.running():
+        assert "QueueUrls" not in boto3.client("sqs", region_name=REGION).list_queues()
+
+
+def test_stop_ends_workers_and_wait_idle_needs_a_runtime(aws: Aws) -> None:
+    aws.function("short-lived", "import os\n\ndef handler(event, context):\n    return os.getpid()\n")
+    pid = aws.invoke("short-lived")[1]
+    os.kill(pid, 0)  # alive and warm
+    offline.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    offline.stop()  # a second stop is harmless
+    with pytest.raises(RuntimeError, match="not started"):
+        offline.wait_idle(1)
+
+
+def test_moto_patches_are_removed_by_stop(aws_env: None) -> None:
+    from moto.awslambda.models import LambdaFunction
+    from moto.sqs.models import SQSBackend
+
+    offline.stop()
+    original = (LambdaFunction.invoke, SQSBackend.delete_message)
+    with offline.running():
+        assert (LambdaFunction.invoke, SQSBackend.delete_message) != original
+    assert (LambdaFunction.invoke, SQSBackend.delete_message) == original
+
+
+def test_runtime_reports_the_pinned_moto(aws: Aws) -> None:
+    rt = runtime_module.current()
+    assert rt.moto_version == "5.2.5"
+    assert rt.endpoint_url.startswith("http://127.0.0.1:")
+
+
+ORPHAN_SCRIPT = """
+import io, json, os, sys, zipfile
+import boto3
+from taskflow import offline
+
+offline.start()
+iam, lam = boto3.client("iam"), boto3.client("lambda")
+trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+         "Principal": {"Service": "lambda.amazonaws.com"}}]}
+role = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+code = io.BytesIO()
+with zipfile.ZipFile(code, "w") as z:
+    z.writestr("app.py", "import os\\ndef handler(e, c):\\n    open(e['path'], 'w').write(str(os.getpid()))\\n"
+               "    while True:\\n        pass\\n")
+lam.create_function(FunctionName="spin", Runtime="python3.13", Role=role, Handler="app.handler",
+                    Code={"ZipFile": code.getvalue()}, Timeout=900)
+lam.invoke(FunctionName="spin", InvocationType="Event", Payload=json.dumps({"path": sys.argv[1]}))
+while not os.path.exists(sys.argv[1]) or not open(sys.argv[1]).read():
+    pass
+os._exit(0)  # the kernel dies without stopping anything
+"""
+
+
+def test_a_spinning_worker_dies_with_its_kernel(aws_env: None, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    kernel = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT, str(pid_file)], timeout=60, capture_output=True, text=True
+    )
+    assert kernel.returncode == 0, kernel.stderr
+    worker = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    try:
+        poll(gone, timeout=5)
+    finally:
+        if not gone():
+            os.kill(worker, signal.SIGKILL)  # do not leave a spinning orphan behind a failed test
