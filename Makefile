@@ -39,7 +39,7 @@ preflight: $(STAMP)
 # Unit tests and nbval over the notebooks in one pytest run, always offline.
 unit-and-notebooks: $(STAMP)
 	env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSHOP_LEARNER= \
-		$(BIN)/pytest tests $(if $(NOTEBOOKS),--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks)
+		$(BIN)/pytest -m "not slow" tests $(if $(NOTEBOOKS),--nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks)
 
 rehearse: $(STAMP)
 	mkdir -p build
@@ -51,6 +51,8 @@ diagrams: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline_runtime.py
+	$(BIN)/python benchmarks/pipeline.py
+	env -u AWS_PROFILE -u AWS_ENDPOINT_URL $(BIN)/pytest tests/test_load_and_faults.py -m slow -s -q
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
