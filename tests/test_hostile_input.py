@@ -143,8 +143,10 @@ def _no_constants(name: str) -> None:
     raise ValueError(name)
 
 
-def _controls(text: str, allowed: str = "") -> bool:
-    return any((ord(c) < 0x20 or c == "\x7f") and c not in allowed for c in text)
+def _controls(text: str, allowed: str = "", separators: bool = False) -> bool:
+    """C0 and C1 controls (and, for one-line text, U+2028/U+2029) outside ``allowed``."""
+    line_breaks = "\u2028\u2029" if separators else ""
+    return any((ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in line_breaks) and c not in allowed for c in text)
 
 
 def _surrogates(text: str) -> bool:
@@ -167,7 +169,7 @@ def problem_fields(data: dict[str, Any]) -> set[str]:
     if (
         not isinstance(title, str)
         or not 1 <= len(title.strip()) <= 200
-        or _controls(title.strip())
+        or _controls(title.strip(), separators=True)
         or _surrogates(title)
     ):
         problems.add("title")

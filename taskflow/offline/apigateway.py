@@ -33,6 +33,7 @@ log = logging.getLogger("taskflow.offline.apigateway")
 HOST_RE = re.compile(r"^([a-z0-9]+)\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$", re.IGNORECASE)
 LAMBDA_URI_RE = re.compile(r"^arn:aws:apigateway:[^:]+:lambda:path/2015-03-31/functions/(.+)/invocations$")
 _registered: set[str] = set()
+_routes: list[responses.CallbackResponse] = []
 _runner: FunctionRunner | None = None
 
 
@@ -40,6 +41,27 @@ def install(runner: FunctionRunner) -> None:
     global _runner
     _runner = runner
     _registered.clear()
+    _routes.clear()
+
+
+def find_route(original: Any) -> Any:
+    """Wrap moto's ``CustomRegistry.find`` to try the stage routes first.
+
+    moto matches each ``requests`` call against every URL pattern of every service (~190 for a POST),
+    then prefers a plain ``responses.CallbackResponse``, which only these routes are. Trying them first
+    gives the same answer for a stage URL without the scan. Mocks registered with ``responses`` itself
+    come first in moto's order, so while any exist the original search runs.
+    """
+
+    def find(registry: Any, request: Any) -> tuple[Any, list[str]]:
+        if not responses._default_mock.registered():
+            for route in list(_routes):
+                if route.method == request.method and route.matches(request)[0]:
+                    return route, []
+        return original(registry, request)  # type: ignore[no-any-return]
+
+    find.__wrapped__ = original  # type: ignore[attr-defined]
+    return find
 
 
 def update_integration_mocks(api: Any, stage_name: str) -> None:
@@ -48,14 +70,14 @@ def update_integration_mocks(api: Any, stage_name: str) -> None:
         return
     url = re.compile(rf"https://{api.id}\.execute-api\.{api.region_name}\.amazonaws\.com(/.*)?$", re.IGNORECASE)
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"):
-        responses_mock.add(
-            responses.CallbackResponse(
-                method=method,
-                url=url,
-                callback=lambda request, api_id=api.id, region=api.region_name: handle(request, api_id, region),
-                content_type=None,
-            )
+        route = responses.CallbackResponse(
+            method=method,
+            url=url,
+            callback=lambda request, api_id=api.id, region=api.region_name: handle(request, api_id, region),
+            content_type=None,
         )
+        responses_mock.add(route)
+        _routes.append(route)
     _registered.add(api.id)
 
 

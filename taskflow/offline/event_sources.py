@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from moto.sqs.models import sqs_backends
 
-from taskflow.offline import iam
+from taskflow.offline import faults, iam
 
 if TYPE_CHECKING:
     from taskflow.offline.functions import FunctionRunner
 
 DEFAULT_POLLERS = int(os.environ.get("TASKFLOW_OFFLINE_POLLERS", "2"))
 IDLE_WAIT = 0.05
+NO_RECORDS = "No records processed"  # Lambda's LastProcessingResult before the first batch
 _receive_locks: dict[str, threading.Lock] = {}
 
 
@@ -65,6 +66,20 @@ def _record(message: Any, queue: Any, region: str) -> dict[str, Any]:
     }
 
 
+def with_last_processing_result(original: Any) -> Any:
+    """Wrap ``EventSourceMapping.get_configuration``: report what the poller last saw (moto says None)."""
+
+    def get_configuration(esm: Any) -> dict[str, Any]:
+        config: dict[str, Any] = original(esm)
+        result = getattr(esm, "last_processing_result", None)
+        if result:
+            config["LastProcessingResult"] = result
+        return config
+
+    get_configuration.__wrapped__ = original  # type: ignore[attr-defined]
+    return get_configuration
+
+
 def failed_ids(payload: bytes, batch_ids: set[str]) -> set[str] | None:
     """The message ids a ReportBatchItemFailures response names, or None if the whole batch failed.
 
@@ -100,6 +115,7 @@ class SqsMapping:
         self.runner = runner
         self._stop = threading.Event()
         esm = lambda_backend._event_source_mappings[uuid]
+        esm.last_processing_result = NO_RECORDS
         scaling = esm.scaling_config or {}
         count = int(scaling.get("MaximumConcurrency") or DEFAULT_POLLERS)
         self._threads = [
@@ -165,14 +181,15 @@ class SqsMapping:
             queue.wait_for_messages(IDLE_WAIT)
             return
         records = [_record(m, queue, region) for m in messages]
-        invocation = self.runner.invoke(fn, json.dumps({"Records": records}))
+        event = json.dumps({"Records": records})
         ids = {m.id for m in messages}
-        if invocation.function_error:
-            failed: set[str] | None = None  # the whole batch returns after the visibility timeout
-        elif "ReportBatchItemFailures" in (esm.function_response_types or []):
-            failed = failed_ids(invocation.payload, ids)
-        else:
-            failed = set()
+        plan = faults.active()
+        deliveries = 2 if plan is not None and plan.duplicate(fn.function_name) else 1
+        failed: set[str] | None = None
+        for _ in range(deliveries):  # a duplicate delivery: a message is deleted if either run processed it
+            outcome = self._failures(esm, self.runner.invoke(fn, event), ids)
+            if outcome is not None:
+                failed = outcome if failed is None else failed & outcome
         if failed is None:
             esm.last_processing_result = "PROBLEM: Function call failed"
             return
@@ -180,6 +197,15 @@ class SqsMapping:
             if message.id not in failed:
                 sqs.delete_message(queue.name, message.receipt_handle)
         esm.last_processing_result = "OK"
+
+    @staticmethod
+    def _failures(esm: Any, invocation: Any, ids: set[str]) -> set[str] | None:
+        """The ids of the batch to leave in the queue, or None if the whole batch failed."""
+        if invocation.function_error:
+            return None  # the whole batch returns after the visibility timeout
+        if "ReportBatchItemFailures" in (esm.function_response_types or []):
+            return failed_ids(invocation.payload, ids)
+        return set()
 
     @property
     def busy(self) -> bool:

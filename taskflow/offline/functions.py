@@ -16,6 +16,7 @@ import math
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +31,7 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
-from taskflow.offline import iam, telemetry
+from taskflow.offline import faults, iam, telemetry
 
 WORKER_SCRIPT = Path(__file__).with_name("worker.py")
 SPAWN_TIMEOUT = 30.0
@@ -367,11 +368,21 @@ class FunctionRunner:
         error_kind: str | None = None
         result: Any = None
         max_rss_kb = 0
+        plan = faults.active()
+        crash_after = plan.reserve_crash(fn.function_name) if plan is not None else None
+        crashed = False
         try:
             worker.conn.send(("invoke", request_id, payload, deadline))
             while True:
+                if crash_after is not None and len(logs) - 1 >= crash_after:
+                    crashed = True  # fault injection: the container dies mid-invocation
+                    worker.process.kill()
+                    _drain_logs(worker, logs)
+                    raise EOFError
                 remaining = timeout - (time.perf_counter() - started)
                 if remaining <= 0 or not worker.conn.poll(remaining):
+                    worker.process.kill()
+                    _drain_logs(worker, logs)
                     worker.kill()
                     stamp = _iso(time.time())
                     logs.append((f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds\n", time.time()))
@@ -391,11 +402,13 @@ class FunctionRunner:
                     break
         except (EOFError, OSError, BrokenPipeError):
             code = worker.process.wait(timeout=5)
-            message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {code}"
+            message = f"RequestId: {request_id} Error: Runtime exited with error: {_exit_reason(code)}"
             logs.append((message + "\n", time.time()))
             error = {"errorType": "Runtime.ExitError", "errorMessage": message}
             error_kind = "Unhandled"
             worker.kill()
+        if plan is not None and crash_after is not None:
+            plan.crash_done(fn.function_name, crashed)
         duration_ms = (time.perf_counter() - started) * 1000
         memory_mb = math.ceil(max_rss_kb / 1024) if max_rss_kb else _rss_mb(worker)
         report = (
@@ -416,11 +429,34 @@ class FunctionRunner:
         return Invocation(request_id, body.encode(), error_kind, tail, duration_ms, cold)
 
 
+def _drain_logs(worker: Worker, logs: list[tuple[str, float]]) -> None:
+    """Keep the lines a killed worker wrote before it died: they were on their way, as on Lambda."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.process.wait(timeout=5)
+    with contextlib.suppress(EOFError, OSError):
+        while worker.conn.poll(0):
+            frame = worker.conn.recv()
+            if frame[0] == "log":
+                logs.append((frame[1], frame[2]))
+
+
 def _no_delay(conn: Connection) -> None:
     """Disable Nagle's algorithm on a link: without it each small frame waits ~40 ms for an ACK."""
     sock = socket.socket(fileno=os.dup(conn.fileno()))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.close()
+
+
+def _exit_reason(code: int) -> str:
+    """How Lambda words a runtime's exit: ``exit status 3``, or ``signal: killed`` for a process killed by SIGKILL."""
+    if code >= 0:
+        return f"exit status {code}"
+    names = {signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted"}
+    try:
+        number = signal.Signals(-code)
+    except ValueError:
+        return f"signal: {-code}"
+    return f"signal: {names.get(number, number.name)}"
 
 
 def _iso(ts: float) -> str:

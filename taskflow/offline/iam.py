@@ -13,12 +13,14 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
-from moto.core.exceptions import JsonRESTError
+from moto.core.exceptions import AccessDeniedError, JsonRESTError
 from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
+
+from taskflow.offline import faults
 
 ACCOUNT = "123456789012"
 PARTITION = "aws"
@@ -34,6 +36,11 @@ class Credentials:
     session_token: str
     role_arn: str
     session_arn: str
+
+    @property
+    def function_name(self) -> str:
+        """The function the keys were issued to (the role session is named after it)."""
+        return self.session_arn.rsplit("/", 1)[-1]
 
 
 _issued: dict[str, Credentials] = {}
@@ -161,12 +168,20 @@ def _service_resources(handler: Any, service: str, default: str) -> list[str]:
     return [default]
 
 
-def _denied(service: str, principal: str, action: str, resource: str) -> JsonRESTError:
+# Services that speak the query protocol (form-encoded POST, XML errors).
+QUERY_SERVICES = frozenset({"iam", "sts"})
+
+
+def _denied(service: str, principal: str, action: str, resource: str) -> Exception:
     """An AccessDenied error worded and typed as the service itself sends it."""
     message = (
         f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
         f"because no identity-based policy allows the {action} action"
     )
+    if service in QUERY_SERVICES:
+        # XML <ErrorResponse> with code AccessDenied and HTTP 403; moto words it "User: {arn} is not
+        # authorized to perform: {action}", so the rest of AWS's sentence rides along with the action.
+        return AccessDeniedError(principal, message.split(" is not authorized to perform: ", 1)[1])
     if service == "sqs":
         err = JsonRESTError("AccessDenied", message)
         err.code = 403
@@ -176,6 +191,23 @@ def _denied(service: str, principal: str, action: str, resource: str) -> JsonRES
     err = JsonRESTError("AccessDeniedException", message)
     err.code = 400 if service == "dynamodb" else 403
     return err
+
+
+def _signed_payload(handler: Any) -> Any:
+    """What the client hashed into its signature, rebuilt from what moto kept of the request.
+
+    moto signs ``body or data``. With an empty body (a GET to a REST-JSON API such as Lambda's
+    GetFunction) it would hash the parsed query and headers instead; a form-encoded POST (IAM, STS:
+    the query protocol) reaches the loopback server with its body already parsed into ``form``.
+    Both gave SignatureDoesNotMatch. The form is re-encoded as botocore encodes it, in order.
+    """
+    if handler.raw_body:
+        return handler.data
+    request = getattr(handler, "normalized_request", None)
+    form = getattr(request, "form", None)
+    if form:
+        return urlencode(list(form.items(multi=True)))
+    return {}
 
 
 def authorize(original: Any) -> Any:
@@ -190,9 +222,7 @@ def authorize(original: Any) -> Any:
             account_id=self.current_account,
             method=self.method,
             path=self.raw_path + (("?" + self.uri.split("?", 1)[1]) if "?" in self.uri else ""),
-            # moto signs ``body or data``: with an empty body (a GET to a REST-JSON API such as Lambda's
-            # GetFunction) it would hash the parsed query and headers instead and report SignatureDoesNotMatch.
-            data=self.data if self.raw_body else {},
+            data=_signed_payload(self),
             body=self.raw_body,
             headers=self.headers,
             action=self._get_action(),
@@ -200,9 +230,12 @@ def authorize(original: Any) -> Any:
         request.check_signature()
         service, _, action_name = request._action.partition(":")
         action = f"{service}:{action_name}"
+        if action == "sts:GetCallerIdentity":
+            return  # always allowed, whatever the policies say, as on AWS
         for target in _service_resources(self, service, resource):
             if not role_allows(creds.role_arn, action, target):
                 raise _denied(service, creds.session_arn, action, target)
+        faults.check_call(creds.function_name, service, action_name, self)  # off unless a test switched it on
 
     _authenticate_and_authorize_action.__wrapped__ = original  # type: ignore[attr-defined]
     return _authenticate_and_authorize_action

@@ -20,15 +20,17 @@ import moto
 from moto import mock_aws
 from moto.apigateway.models import RestAPI
 from moto.awslambda.exceptions import InvalidParameterValueException
-from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.awslambda.models import EventSourceMapping, LambdaBackend, LambdaFunction
 from moto.core.authorization import ActionAuthenticatorMixin
 from moto.core.exceptions import JsonRESTError
+from moto.core.responses_custom_registry import CustomRegistry
 from moto.core.utils import unix_time
+from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 from moto.sqs.models import SQSBackend, sqs_backends
 
-from taskflow.offline import apigateway, iam, seams, telemetry
-from taskflow.offline.event_sources import SqsMapping
+from taskflow.offline import apigateway, iam, seams, speedups, telemetry
+from taskflow.offline.event_sources import SqsMapping, with_last_processing_result
 from taskflow.offline.functions import FunctionRunner, log_result_header
 
 
@@ -198,10 +200,27 @@ class Runtime:
                 return bool(retention_check(backend, queue_name, message))
             return int(period) + message.sent_timestamp / 1000 > unix_time()
 
+        def table_len(table: Table) -> int:
+            # moto counts (DescribeTable's ItemCount) and lists (Scan) items by iterating the live dict: a
+            # worker's put_item landing meanwhile raised "dictionary changed size during iteration" in the
+            # notebook. Same answers, from a snapshot (copying a dict's values is atomic under the GIL).
+            hash_sets = list(table.items.values())
+            return sum(len(s) for s in hash_sets) if table.has_range_key else len(hash_sets)
+
+        def all_items(table: Table) -> list[Any]:
+            items = []
+            for hash_set in list(table.items.values()):
+                items += list(hash_set.values()) if table.range_key_attr else [hash_set]
+            return sorted(items, key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
+
         self._patch(LambdaFunction, "invoke", invoke)
         self._patch(LambdaBackend, "create_function", create_function)
         self._patch(LambdaBackend, "create_event_source_mapping", create_event_source_mapping)
+        self._patch(
+            EventSourceMapping, "get_configuration", with_last_processing_result(EventSourceMapping.get_configuration)
+        )
         self._patch(RestAPI, "update_integration_mocks", apigateway.update_integration_mocks)
+        self._patch(CustomRegistry, "find", apigateway.find_route(CustomRegistry.find))
         self._patch(
             ActionAuthenticatorMixin,
             "_authenticate_and_authorize_action",
@@ -213,6 +232,10 @@ class Runtime:
         self._patch(
             SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period
         )
+        self._patch(Table, "__len__", table_len)
+        self._patch(Table, "all_items", all_items)
+        for owner, name, replacement in speedups.patches():
+            self._patch(owner, name, replacement)
 
 
 _runtime: Runtime | None = None

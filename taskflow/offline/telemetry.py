@@ -138,13 +138,13 @@ class QueueDepthSampler(threading.Thread):
         super().__init__(daemon=True, name="sqs-depth-sampler")
         self.interval = interval
         self.region = region
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._last: dict[str, tuple[int, float]] = {}
 
     def run(self) -> None:
         from moto.sqs.models import sqs_backends
 
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 queues = list(sqs_backends[iam.ACCOUNT][self.region].queues.values())
             except Exception:  # noqa: BLE001 - the mock is being torn down
@@ -159,4 +159,4 @@ class QueueDepthSampler(threading.Thread):
                     sqs_metric(self.region, queue.name, "ApproximateNumberOfMessagesVisible", visible)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()

@@ -310,11 +310,6 @@ CALLS = [
         "put_role_policy",
         _escalate,
         "denied",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="offline runtime bug: IAM and STS calls from a function get SignatureDoesNotMatch, even with an "
-            "allow-all role, so IAM's answer cannot be observed; remove this mark once the runtime is fixed",
-        ),
     ),
 ]
 

@@ -13,7 +13,7 @@ import pytest
 from taskflow.offline.event_sources import failed_ids
 from taskflow.offline.runtime import Runtime
 
-from .conftest import ACCOUNT, REGION, Aws
+from .conftest import ACCOUNT, REGION, Aws, poll
 
 CONSUMER = """
 from recorder import record
@@ -306,3 +306,20 @@ def test_messages_past_their_retention_period_are_not_delivered(aws: Aws, rt: Ru
     stale = next(m for m in queue._messages if m.body == "stale")
     stale.sent_timestamp -= 61_000  # sent "61 s ago"
     assert [m["Body"] for m in aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]] == ["fresh"]
+
+
+def test_mapping_reports_the_pollers_last_processing_result(aws: Aws, rt: Runtime) -> None:
+    url, arn = aws.queue("reported", visibility=1)
+    uuid = consume(aws, arn)
+    assert aws.lambda_.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "No records processed"
+    send(aws, url, "fine")
+    rt.wait_idle(10)
+    assert aws.lambda_.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "OK"
+    aws.lambda_.update_event_source_mapping(UUID=uuid, Enabled=False)
+    send(aws, url, "raise")  # the handler raises on every delivery: the whole batch fails
+    aws.lambda_.update_event_source_mapping(UUID=uuid, Enabled=True)
+    poll(lambda: aws.lambda_.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] != "OK")
+    assert aws.lambda_.get_event_source_mapping(UUID=uuid)["LastProcessingResult"] == "PROBLEM: Function call failed"
+    listed = aws.lambda_.list_event_source_mappings(FunctionName="consumer")["EventSourceMappings"]
+    assert [m["LastProcessingResult"] for m in listed] == ["PROBLEM: Function call failed"]
+    aws.lambda_.delete_event_source_mapping(UUID=uuid)

@@ -231,3 +231,33 @@ def test_trust_policy_with_a_list_of_services(aws: Aws) -> None:
     }
     aws.function("trusted", "def handler(event, context):\n    return 7\n", role=aws.role("list-role", trust=trust))
     assert aws.invoke("trusted")[1] == 7
+
+
+def test_query_protocol_calls_from_a_function_get_iams_answer(aws: Aws) -> None:
+    # IAM and STS send form-encoded POSTs: their signatures used to fail (SignatureDoesNotMatch) even when allowed.
+    role = aws.role("iam-reader-role", allow("iam:GetRole", "*"))
+    aws.function("iamfn", CALLER, role=role)
+    assert call(aws, "iamfn", "iam", "get_role", RoleName="iam-reader-role")["code"] == "OK"
+    denied = call(
+        aws,
+        "iamfn",
+        "iam",
+        "put_role_policy",
+        RoleName="iam-reader-role",
+        PolicyName="more",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow("*", "*")]}),
+    )
+    assert denied["code"] == "AccessDenied" and denied["status"] == 403
+    assert denied["message"] == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/iam-reader-role/iamfn is not authorized to perform: "
+        f"iam:PutRolePolicy on resource: arn:aws:iam::{ACCOUNT}:role/iam-reader-role because no identity-based "
+        "policy allows the iam:PutRolePolicy action"
+    )
+    # GetCallerIdentity needs no permission, as on AWS, and names the function's assumed role.
+    aws.function(
+        "whoami",
+        "import boto3\n\ndef handler(event, context):\n    return boto3.client('sts').get_caller_identity()['Arn']\n",
+        role=aws.role("bare-role"),
+    )
+    _, arn = aws.invoke("whoami")
+    assert arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/bare-role/whoami"

@@ -101,3 +101,48 @@ def test_a_spinning_worker_dies_with_its_kernel(aws_env: None, tmp_path: Path) -
     finally:
         if not gone():
             os.kill(worker, signal.SIGKILL)  # do not leave a spinning orphan behind a failed test
+
+
+def test_counting_and_scanning_a_table_while_an_item_lands(aws: Aws) -> None:
+    """DescribeTable and Scan read a snapshot: a worker's put_item landing meanwhile used to raise in the notebook.
+
+    The write is made to land mid-iteration deterministically: reading the table's key layout adds an item.
+    """
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.table import Table
+
+    ddb = aws.client("dynamodb")
+    ddb.create_table(
+        TableName="busy",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for key in ("a", "b", "c"):
+        ddb.put_item(TableName="busy", Item={"pk": {"S": key}})
+    table = dynamodb_backends["123456789012"][REGION].get_table("busy")
+    landed: list[str] = []
+
+    class WrittenMeanwhile(Table):
+        @property
+        def has_range_key(self) -> bool:
+            self._land()
+            return False
+
+        @property  # type: ignore[override]
+        def range_key_attr(self) -> str | None:
+            self._land()
+            return None
+
+        def _land(self) -> None:
+            if len(landed) < 2:
+                landed.append(f"late-{len(landed)}")
+                self.items[landed[-1]] = next(iter(self.items.values()))
+
+    table.__class__ = WrittenMeanwhile
+    try:
+        assert ddb.describe_table(TableName="busy")["Table"]["ItemCount"] in (3, 4)
+        assert len(ddb.scan(TableName="busy")["Items"]) in (4, 5)
+    finally:
+        table.__class__ = Table
+    assert len(landed) == 2

@@ -7,6 +7,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from taskflow.offline import telemetry
 from taskflow.offline.runtime import Runtime
 
 from .conftest import ACCOUNT, LOGS_ALLOW, REGION, Aws, poll, zip_source
@@ -212,3 +213,12 @@ def test_function_metrics_reach_the_runtime_process(rt: Runtime, aws: Aws) -> No
     response, _ = aws.invoke("sender")
     assert "FunctionError" not in response
     assert aws.metric_sum("AWS/SQS", "NumberOfMessagesSent", ("QueueName", "from-function")) == 1.0
+
+
+def test_queue_depth_sampler_stops_and_joins() -> None:
+    # It used to name its stop event ``_stop``, shadowing Thread._stop: join() or is_alive() then raised TypeError.
+    sampler = telemetry.QueueDepthSampler(interval=0.01)
+    sampler.start()
+    sampler.stop()
+    sampler.join(5)
+    assert not sampler.is_alive()

@@ -1,0 +1,461 @@
+"""The whole offline pipeline (issue 7): tasks per second end to end, against a floor of the same moto calls.
+
+Run ``.venv/bin/python benchmarks/pipeline.py [--tasks 1000] [--clients 8]`` (``make bench`` runs it).
+
+Pipeline: ``--clients`` threads POST ``--tasks`` tasks to API Gateway (``requests``, as a notebook does) ->
+create_task (worker process) -> SQS -> the event source mapping's pollers -> process_task (worker process) ->
+DynamoDB; the clock stops when the table holds all of them (DescribeTable ItemCount, then a scan checks the
+ids). The stack is the workshop's own (the real zips and policies, built by ``tests/lambdas/offline_stack.py``).
+
+Floor: the moto calls the pipeline cannot avoid, made directly by one boto3 client with no Lambda, API or
+poller in between: per task one ``send_message`` and one conditional ``put_item``, per ten tasks one
+``receive_message`` of 10 and one ``delete_message_batch``. Measured in-process (how the notebook's own
+clients reach moto) and over the loopback server (how function workers reach it: HTTP).
+
+Also printed: where the pipeline's time goes (per stage), the warm invoke overhead, and peak memory
+(resident set) of the kernel process and of the worker processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+for _key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["AWS_PROFILE", "AWS_SESSION_TOKEN"]:
+    os.environ.pop(_key, None)
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "lambdas"), str(ROOT / "benchmarks")]
+
+import boto3  # noqa: E402 - after the environment is set
+import psutil  # noqa: E402
+from offline_runtime import TIMED, package, role, warm_overhead  # noqa: E402
+from offline_stack import Stack  # noqa: E402
+
+from taskflow import offline  # noqa: E402
+
+REGION = "us-east-1"
+
+
+def task_body(index: int) -> dict[str, Any]:
+    """What a client POSTs: the same shape and size for the pipeline and the floor."""
+    return {"title": f"Benchmark task {index}", "description": "Measure the offline pipeline.", "priority": "normal"}
+
+
+def message_body(index: int) -> str:
+    """The message create_task queues for a task (see lambdas/shared ``new_task``)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return json.dumps(
+        {
+            "task_id": str(uuid.uuid4()),
+            **task_body(index),
+            "created_at": now,
+            "request_id": str(uuid.uuid4()),
+            "schema_version": 1,
+        }
+    )
+
+
+def item_for(body: str, message_id: str) -> dict[str, Any]:
+    """The item process_task writes for a message (see lambdas/process_task)."""
+    task = json.loads(body)
+    item = {**task, "status": "PROCESSED", "processed_at": task["created_at"], "latency_ms": 1, "attempts": 1}
+    item["message_id"] = message_id
+    return {
+        k: ({"N": str(v)} if isinstance(v, int) and not isinstance(v, bool) else {"S": str(v)}) for k, v in item.items()
+    }
+
+
+# --- the floor ---------------------------------------------------------------------------------------------
+
+
+def floor_calls(sqs: Any, ddb: Any, queue_url: str, table: str, bodies: list[str]) -> float:
+    """Make the pipeline's unavoidable moto calls for ``bodies`` in sequence; return the seconds taken."""
+    started = time.perf_counter()
+    for start in range(0, len(bodies), 10):
+        for body in bodies[start : start + 10]:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        for message in received:
+            ddb.put_item(
+                TableName=table,
+                Item=item_for(message["Body"], message["MessageId"]),
+                ConditionExpression="attribute_not_exists(task_id)",
+            )
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(received)],
+        )
+    return time.perf_counter() - started
+
+
+def floor_client() -> None:
+    """``--floor-client``: the floor over HTTP, from a process of its own as a function worker would be."""
+    job = json.loads(sys.stdin.read())
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=job["endpoint_url"])
+    ddb = boto3.client("dynamodb", region_name=REGION, endpoint_url=job["endpoint_url"])
+    sqs.get_queue_attributes(QueueUrl=job["queue_url"], AttributeNames=["QueueArn"])  # connect, load models
+    ddb.describe_table(TableName=job["table"])
+    print(floor_calls(sqs, ddb, job["queue_url"], job["table"], job["bodies"]))
+
+
+def floor(tasks: int, endpoint_url: str | None) -> float:
+    """Tasks per second for the pipeline's unavoidable moto calls, made in sequence by one client.
+
+    In-process the client is this process's, as a notebook's; over HTTP it is a process of its own that
+    reaches the loopback server, as a function worker does.
+    """
+    sqs, ddb = boto3.client("sqs", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
+    suffix = "http" if endpoint_url else "inproc"
+    queue_url = sqs.create_queue(QueueName=f"floor-{suffix}", Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
+    table = f"floor-{suffix}"
+    ddb.create_table(
+        TableName=table,
+        AttributeDefinitions=[{"AttributeName": "task_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "task_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    bodies = [message_body(i) for i in range(tasks)]
+    if endpoint_url is None:
+        ddb.describe_table(TableName=table)
+        elapsed = floor_calls(sqs, ddb, queue_url, table, bodies)
+    else:
+        job = {"endpoint_url": endpoint_url, "queue_url": queue_url, "table": table, "bodies": bodies}
+        client = subprocess.run(
+            [sys.executable, __file__, "--floor-client"],
+            input=json.dumps(job),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        elapsed = float(client.stdout.strip().splitlines()[-1])
+    stored = ddb.describe_table(TableName=table)["Table"]["ItemCount"]
+    if stored != tasks:
+        raise SystemExit(f"floor: expected {tasks} items, found {stored}")
+    return tasks / elapsed
+
+
+# --- instrumenting the pipeline ----------------------------------------------------------------------------
+
+
+@dataclass
+class Stages:
+    """Wall-clock samples (ms) of each stage, gathered by wrapping the runtime from the outside.
+
+    A request is handled in the client's thread and a batch in its poller's thread, so each outer sample
+    is paired with the invoke made inside it through a thread-local.
+    """
+
+    client_ms: list[float] = field(default_factory=list)  # requests.post minus handle(): requests + routing
+    proxy_ms: list[float] = field(default_factory=list)  # handle() minus the create_task invoke
+    create_ms: list[float] = field(default_factory=list)  # runner.invoke of create_task
+    process_ms: list[float] = field(default_factory=list)  # runner.invoke of process_task, per batch
+    poller_ms: list[float] = field(default_factory=list)  # one poller pass minus its invoke: receive + delete
+    waits_ms: list[float] = field(default_factory=list)  # per message: sent -> first received
+    batch_sizes: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    local: threading.local = field(default_factory=threading.local)
+
+    def inner(self) -> float:
+        """The invoke time recorded in this thread since the last call (0 if none)."""
+        ms, self.local.invoke_ms = getattr(self.local, "invoke_ms", 0.0), 0.0
+        return float(ms)
+
+
+@contextmanager
+def instrumented(rt: Any, stages: Stages) -> Iterator[None]:
+    from taskflow.offline import apigateway
+    from taskflow.offline.event_sources import SqsMapping
+
+    runner_invoke = rt.runner.invoke
+    handle = apigateway.handle
+    poll_once = SqsMapping._poll_once
+
+    def invoke(fn: Any, payload: str) -> Any:
+        started = time.perf_counter()
+        result = runner_invoke(fn, payload)
+        ms = (time.perf_counter() - started) * 1000
+        stages.local.invoke_ms = ms
+        if '"Records"' not in payload[:20]:
+            with stages.lock:
+                stages.create_ms.append(ms)
+            return result
+        records = json.loads(payload)["Records"]
+        waits = [
+            int(r["attributes"]["ApproximateFirstReceiveTimestamp"]) - int(r["attributes"]["SentTimestamp"])
+            for r in records
+        ]
+        with stages.lock:
+            stages.process_ms.append(ms)
+            stages.batch_sizes.append(len(records))
+            stages.waits_ms += [float(w) for w in waits]
+        return result
+
+    def timed_handle(request: Any, api_id: str, region: str) -> Any:
+        stages.inner()
+        started = time.perf_counter()
+        try:
+            return handle(request, api_id, region)
+        finally:
+            ms = (time.perf_counter() - started) * 1000
+            stages.local.handle_ms = ms
+            with stages.lock:
+                stages.proxy_ms.append(ms - stages.inner())
+
+    def timed_poll(mapping: Any, esm: Any, queue: Any) -> None:
+        stages.inner()
+        started = time.perf_counter()
+        poll_once(mapping, esm, queue)
+        inner = stages.inner()
+        if inner:
+            with stages.lock:
+                stages.poller_ms.append((time.perf_counter() - started) * 1000 - inner)
+
+    rt.runner.invoke = invoke
+    apigateway.handle = timed_handle  # type: ignore[assignment]
+    SqsMapping._poll_once = timed_poll  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del rt.runner.invoke
+        apigateway.handle = handle  # type: ignore[assignment]
+        SqsMapping._poll_once = poll_once  # type: ignore[method-assign]
+
+
+class MemoryPeaks(threading.Thread):
+    """Peak resident memory of this process and of each worker process, sampled every 50 ms.
+
+    Listing child processes reads all of /proc, so the list of workers is refreshed only every 0.5 s:
+    the sampler itself must not take a noticeable share of the kernel process's CPU.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="memory-peaks")
+        self.me = psutil.Process()
+        self.kernel = 0
+        self.workers: dict[int, int] = {}
+        self.workers_total = 0
+        self._children: list[psutil.Process] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        rounds = 0
+        while not self._done.wait(0.05):
+            self.sample(refresh=rounds % 10 == 0)
+            rounds += 1
+
+    def cpu_seconds(self) -> tuple[float, dict[int, float]]:
+        """CPU time (user + system) used so far by this process, and by each live child process."""
+        mine = self.me.cpu_times()
+        children = {}
+        for child in self.me.children(recursive=True):
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            children[child.pid] = times.user + times.system
+        return mine.user + mine.system, children
+
+    def sample(self, refresh: bool = True) -> None:
+        if refresh:
+            self._children = self.me.children(recursive=True)
+        self.kernel = max(self.kernel, self.me.memory_info().rss)
+        total = 0
+        for child in self._children:
+            try:
+                rss = child.memory_info().rss
+            except psutil.Error:
+                continue
+            self.workers[child.pid] = max(self.workers.get(child.pid, 0), rss)
+            total += rss
+        self.workers_total = max(self.workers_total, total)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+        self.sample()
+
+
+def item_count(ddb: Any, table: str) -> int:
+    while True:
+        try:
+            return int(ddb.describe_table(TableName=table)["Table"]["ItemCount"])
+        except RuntimeError:  # moto counts the items while a worker's put_item adds one: ask again
+            continue
+
+
+def wait_for_items(ddb: Any, table: str, expected: int, timeout: float) -> None:
+    """Poll every 20 ms: each poll takes the kernel's GIL for about a millisecond."""
+    deadline = time.monotonic() + timeout
+    while item_count(ddb, table) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"only {item_count(ddb, table)} of {expected} tasks stored after {timeout} s")
+        time.sleep(0.02)
+
+
+def post_all(stack: Stack, tasks: int, clients: int, stages: Stages, offset: int = 0) -> set[str]:
+    """POST ``tasks`` tasks from ``clients`` threads; return the accepted task ids."""
+    session_local = threading.local()
+
+    def post(index: int) -> str:
+        session = getattr(session_local, "session", None)
+        if session is None:
+            import requests
+
+            session = session_local.session = requests.Session()
+        stages.local.handle_ms = 0.0
+        started = time.perf_counter()
+        response = session.post(stack.api_url, json=task_body(offset + index), timeout=30)
+        ms = (time.perf_counter() - started) * 1000
+        if response.status_code != 202:
+            raise SystemExit(f"POST /task answered {response.status_code}: {response.text}")
+        with stages.lock:
+            stages.client_ms.append(ms - stages.local.handle_ms)
+        return str(response.json()["task_id"])
+
+    with ThreadPoolExecutor(max_workers=clients, thread_name_prefix="client") as pool:
+        return set(pool.map(post, range(tasks)))
+
+
+@dataclass
+class PipelineRun:
+    rate: float
+    seconds: float
+    post_seconds: float
+    stages: Stages
+    memory: MemoryPeaks
+    cpu: tuple[float, float]  # CPU seconds used meanwhile: kernel process, workers
+
+
+def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
+    stack = Stack.day3("bench", visibility_timeout=60, function_timeout=30)
+    ddb = stack.client("dynamodb")
+    # Warm up as a running workshop would be: every create_task worker and the pollers' process_task workers.
+    warm = post_all(stack, clients * 2, clients, Stages(), offset=-clients * 2)
+    wait_for_items(ddb, stack.names.table, len(warm), 60)
+    offline.wait_idle(60)
+
+    stages = Stages()
+    memory = MemoryPeaks()
+    memory.start()
+    kernel_cpu, worker_cpu = memory.cpu_seconds()
+    with instrumented(rt, stages):
+        started = time.perf_counter()
+        accepted = post_all(stack, tasks, clients, stages)
+        posted = time.perf_counter()
+        wait_for_items(ddb, stack.names.table, len(warm) + tasks, 600)
+        elapsed = time.perf_counter() - started
+    kernel_after, workers_after = memory.cpu_seconds()
+    memory.stop()
+    cpu = (
+        kernel_after - kernel_cpu,
+        sum(used - worker_cpu.get(pid, 0.0) for pid, used in workers_after.items()),
+    )
+    offline.wait_idle(60)
+    stored = {item["task_id"] for item in stack.items()}
+    if len(accepted) != tasks or stored != accepted | warm:
+        raise SystemExit(f"expected exactly the {tasks} accepted tasks stored, found {len(stored - warm)}")
+    return PipelineRun(tasks / elapsed, elapsed, posted - started, stages, memory, cpu)
+
+
+# --- reporting ---------------------------------------------------------------------------------------------
+
+
+def summary(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"median {statistics.median(values):7.2f} ms, p95 {p95:7.2f} ms, n={len(values)}"
+
+
+def report_stages(run: PipelineRun, tasks: int) -> None:
+    s = run.stages
+    wall = run.seconds * 1000
+    print("per stage: time per call; 'busy' = summed time per task and as a share of the wall time (>100%: parallel)")
+    rows = [
+        ("client: requests + mock routing", s.client_ms, 1),
+        ("API proxy: event, checks, reply", s.proxy_ms, 1),
+        ("create_task invoke", s.create_ms, 1),
+        ("queue: poller receive + delete", s.poller_ms, 10),
+        ("process_task invoke", s.process_ms, 10),
+    ]
+    for label, values, per in rows:
+        total = sum(values)
+        unit = "per request" if per == 1 else "per batch  "
+        print(f"  {label:34s} {summary(values)} {unit}  busy {total / tasks:6.2f} ms/task, {100 * total / wall:4.0f}%")
+    sizes = statistics.mean(s.batch_sizes) if s.batch_sizes else 0
+    print(f"  queue wait, sent -> first received {summary(s.waits_ms)} (mean batch {sizes:.1f} messages)")
+    print(f"  all POSTs answered after {run.post_seconds:.2f} s of {run.seconds:.2f} s")
+    kernel, workers = run.cpu
+    print(
+        f"  CPU per task: kernel process {1000 * kernel / tasks:.2f} ms, workers {1000 * workers / tasks:.2f} ms "
+        f"({100 * (kernel + workers) / run.seconds / (os.cpu_count() or 1):.0f}% of {os.cpu_count()} CPUs)"
+    )
+    print(
+        f"  moto, the API proxy, the pollers and the loopback server share the kernel process's one GIL: at "
+        f"{1000 * kernel / tasks:.2f} ms of its CPU per task the pipeline cannot pass {tasks / kernel:.0f} tasks/s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks to send (default 1000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    parser.add_argument("--invokes", type=int, default=200, help="warm invokes timed for the overhead (default 200)")
+    parser.add_argument("--floor-client", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.floor_client:
+        floor_client()
+        return
+    if args.tasks <= 0:
+        parser.error("--tasks must be positive")
+
+    print(f"offline pipeline benchmark: {args.tasks} tasks, {args.clients} clients, {os.cpu_count()} CPUs")
+    with offline.running() as rt:
+        run = pipeline(rt, args.tasks, args.clients)
+        floor_inproc = floor(args.tasks, None)
+        floor_http = floor(args.tasks, rt.endpoint_url)
+        iam, lam = boto3.client("iam", region_name=REGION), boto3.client("lambda", region_name=REGION)
+        logs_allowed = [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]
+        lam.create_function(
+            FunctionName="timed",
+            Runtime="python3.13",
+            Role=role(iam, "timed-role", logs_allowed),
+            Handler="app.handler",
+            Code={"ZipFile": package(TIMED)},
+            Timeout=10,
+        )
+        overhead, overhead_p95, _ = warm_overhead(lam, "timed", args.invokes)
+
+    print(f"pipeline: {run.rate:7.0f} tasks/s ({args.tasks} tasks stored in {run.seconds:.2f} s)")
+    print(f"floor in-process:   {floor_inproc:5.0f} tasks/s; pipeline takes {floor_inproc / run.rate:.2f}x its time")
+    print(f"floor over HTTP:    {floor_http:5.0f} tasks/s; pipeline takes {floor_http / run.rate:.2f}x its time")
+    report_stages(run, args.tasks)
+    print(
+        f"warm invoke overhead (lambda.invoke minus handler time): median {overhead:.2f} ms, p95 {overhead_p95:.2f} ms"
+    )
+    mem = run.memory
+    peak_worker = max(mem.workers.values(), default=0)
+    print(
+        f"peak memory: kernel process {mem.kernel / 2**20:.0f} MiB; workers {len(mem.workers)} processes, "
+        f"largest {peak_worker / 2**20:.0f} MiB, all together {mem.workers_total / 2**20:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
