@@ -52,7 +52,7 @@ diagrams: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/offline_runtime.py
 	$(BIN)/python benchmarks/pipeline.py
-	env -u AWS_PROFILE -u AWS_ENDPOINT_URL $(BIN)/pytest tests/test_load_and_faults.py -m slow -s -q
+	env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline $(BIN)/pytest tests -m slow -s -q
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
