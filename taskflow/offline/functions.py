@@ -151,10 +151,6 @@ class FunctionRunner:
             self._retire(pool)
         shutil.rmtree(self._code_root, ignore_errors=True)
 
-    def worker_pids(self) -> list[int]:
-        """Process ids of the idle warm workers (for measuring memory)."""
-        return [w.process.pid for p in list(self._pools.values()) for w in list(p.idle)]
-
     # -- pools and workers ----------------------------------------------------------------------
 
     @staticmethod
