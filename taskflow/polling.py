@@ -24,10 +24,12 @@ def wait_until(
     interval: float = 1.0,
     what: str = "the condition",
     on_poll: Callable[[T | None], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Call ``check`` until it returns something truthy, and return that; raise WaitTimeout after ``timeout`` s.
 
-    ``on_poll`` (for example a progress bar update) receives each result, truthy or not.
+    ``on_poll`` (for example a progress bar update) receives each result, truthy or not; ``sleep`` is how to
+    wait between calls (a test may pass its own clock).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -38,4 +40,4 @@ def wait_until(
             return result
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"Timed out after {timeout:g} s waiting for {what}.")
-        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        sleep(min(interval, max(0.0, deadline - time.monotonic())))

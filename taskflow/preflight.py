@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskflow.policies import render
 from taskflow.target import Target, TargetError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,10 +148,6 @@ def check_target() -> tuple[Target | None, Check]:
 _HANDLER = (
     "def handler(event, context):\n    return {'answer': event['a'] * event['b'], 'name': context.function_name}\n"
 )
-_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
 
 
 def check_offline_runtime(env: Target, name: str = "taskflow-preflight") -> Check:
@@ -161,7 +158,8 @@ def check_offline_runtime(env: Target, name: str = "taskflow-preflight") -> Chec
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("preflight.py", _HANDLER)
     try:
-        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(_TRUST))["Role"]["Arn"]
+        trust = json.dumps(render("lambda-trust", env))
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
         try:
             lam.create_function(
                 FunctionName=name,

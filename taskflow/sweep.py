@@ -25,6 +25,7 @@ Deletion runs in dependency order: mappings, functions, APIs, queues, tables, lo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import time
@@ -33,7 +34,9 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from taskflow.arns import Arn
 from taskflow.naming import DEFAULT_LEARNER, WORKSHOP_TAG, Names
+from taskflow.polling import WaitTimeout, wait_until
 from taskflow.target import Target
 
 # Deletion order: what depends on something is deleted before it.
@@ -120,8 +123,8 @@ def _tagged_arns(env: Target, learner: str | None) -> dict[str, dict[str, str]]:
 def _from_arn(env: Target, arn: str, tags: dict[str, str]) -> Leftover | None:
     """Turn a tagging-API ARN into a Leftover if it still exists (None when it is gone)."""
     learner = tags.get("learner")
-    parts = arn.split(":", 5)
-    service, resource = parts[2], parts[5] if len(parts) > 5 else ""
+    parsed = Arn.parse(arn)
+    service, resource = parsed.service, parsed.resource
     try:
         if service == "lambda" and resource.startswith("function:"):
             name = resource.split(":")[1]
@@ -132,7 +135,7 @@ def _from_arn(env: Target, arn: str, tags: dict[str, str]) -> Leftover | None:
             env.client("lambda").get_event_source_mapping(UUID=uuid)
             return Leftover("lambda", "event-source-mapping", uuid, uuid, arn, learner)
         if service == "sqs":
-            url = env.client("sqs").get_queue_url(QueueName=resource, QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+            url = env.client("sqs").get_queue_url(QueueName=resource, QueueOwnerAWSAccountId=parsed.account)["QueueUrl"]
             return Leftover("sqs", "queue", resource, url, arn, learner)
         if service == "dynamodb" and resource.startswith("table/") and "/" not in resource[6:]:
             name = resource[6:]
@@ -183,7 +186,7 @@ def _mappings(env: Target, functions: Iterable[Leftover], queues: Iterable[Lefto
         for page in paginator.paginate(**query):
             for esm in page.get("EventSourceMappings", []):
                 uuid = esm["UUID"]
-                note = f"{esm.get('EventSourceArn', '').split(':')[-1]} -> {esm.get('FunctionArn', '').split(':')[-1]}"
+                note = f"{Arn.parse(esm['EventSourceArn']).name} -> {Arn.parse(esm['FunctionArn']).name}"
                 arn = esm.get("EventSourceMappingArn") or env.arn("lambda", f"event-source-mapping:{uuid}")
                 yield Leftover("lambda", "event-source-mapping", uuid, uuid, arn, learner, note)
 
@@ -417,12 +420,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _wait_until_gone(env: Target, learner: str | None, all_learners: bool, timeout: float = 90.0) -> list[Leftover]:
     """Re-run ``find`` until it is empty or ``timeout`` s pass (SQS takes up to 60 s to delete a queue)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = find(env, learner=learner, all_learners=all_learners)
-        if not remaining or time.monotonic() >= deadline:
-            return remaining
-        _sleep(5.0)
+    remaining: list[Leftover] = []
+
+    def gone() -> bool:
+        remaining[:] = find(env, learner=learner, all_learners=all_learners)
+        return not remaining
+
+    with contextlib.suppress(WaitTimeout):
+        wait_until(gone, timeout=timeout, interval=5.0, what="the deleted resources to disappear", sleep=_sleep)
+    return remaining
 
 
 if __name__ == "__main__":

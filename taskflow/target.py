@@ -14,10 +14,10 @@ import boto3
 import botocore.exceptions
 
 from taskflow.naming import Names, learner_from_env, tags_for
+from taskflow.offline.account import ACCOUNT_ID as OFFLINE_ACCOUNT
+from taskflow.offline.account import REGION as OFFLINE_REGION
 
 TARGETS = ("offline", "aws")
-OFFLINE_REGION = "us-east-1"
-OFFLINE_ACCOUNT = "123456789012"
 
 _current: Target | None = None
 

@@ -25,7 +25,6 @@ import importlib.util
 import json
 import os
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,10 +38,8 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from taskflow import offline
-
-if str(Path(__file__).with_name("lambdas")) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).with_name("lambdas")))  # for offline_stack, the shared stack builder
-offline_stack = importlib.import_module("offline_stack")
+from taskflow.offline.account import REGION
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_BODY = 16 * 1024
@@ -90,7 +87,7 @@ class Api:
 
 
 def _build(learner: str, binary: bool) -> Api:
-    stack = offline_stack.Stack(learner)
+    stack = Stack(learner)
     stack.create_queues()
     stack.create_role(stack.names.create_role, "create_task")
     arn = stack.deploy(
@@ -114,7 +111,7 @@ def apis() -> Iterator[dict[str, Api]]:
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["AWS_PROFILE"]:
             mp.delenv(key, raising=False)
-        mp.setenv("AWS_DEFAULT_REGION", offline_stack.REGION)
+        mp.setenv("AWS_DEFAULT_REGION", REGION)
         mp.setenv("AWS_ACCESS_KEY_ID", "testing")
         mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
         with offline.running():

@@ -1,6 +1,6 @@
 """Thousands of tasks through the offline pipeline while things go wrong: nothing lost, nothing stored twice.
 
-The workshop's own stack (real zips and policies, ``tests/lambdas/offline_stack.py``) takes tasks through
+The workshop's own stack (real zips and policies, ``tests/support/stack.py``) takes tasks through
 API Gateway -> create_task -> SQS -> process_task -> DynamoDB while ``taskflow.offline.faults`` injects:
 
 * transient DynamoDB failures: ~10% of process_task's PutItem calls answer
@@ -27,23 +27,19 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "lambdas"))  # tests/lambdas is not a package
-from offline_stack import Stack
-
 from taskflow import offline
 from taskflow.offline import faults
+from tests.support.stack import Stack
 
 SEED = 20240607
 CLIENTS = 8

@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 from handler_support import api_event, sqs_event
-from offline_stack import Stack, wait_for
 
 from taskflow import offline
 from taskflow.naming import Names
 from taskflow.policies import render, values_for
+from tests.support.stack import Stack, wait_for
 
 FUNCTION_POLICIES = ("create_task_day1", "create_task", "process_task")
 

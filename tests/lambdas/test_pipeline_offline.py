@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from moto.dynamodb.exceptions import DynamodbException
 from moto.dynamodb.models import DynamoDBBackend
-from offline_stack import Stack, wait_for
 
 from taskflow import offline
 from taskflow.packaging import build_zip, code_sha256
+from tests.support.stack import Stack, wait_for
 
 pytestmark = pytest.mark.usefixtures("offline_runtime")
 

@@ -24,14 +24,13 @@ import boto3
 import pytest
 
 from taskflow import offline
+from taskflow.offline.account import ACCOUNT_ID as ACCOUNT
+from taskflow.offline.account import REGION
 from taskflow.offline.runtime import Runtime
+from taskflow.policies import render
+from taskflow.polling import wait_until
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-LAMBDA_TRUST: dict[str, Any] = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+LAMBDA_TRUST: dict[str, Any] = render("lambda-trust", {})
 LOGS_ALLOW: dict[str, Any] = {
     "Effect": "Allow",
     "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
@@ -60,13 +59,7 @@ def zip_source(files: dict[str, str]) -> bytes:
 
 def poll(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05) -> Any:
     """Return ``check()`` once it is truthy; fail after ``timeout`` seconds (bounded, for async effects)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            assert value, f"condition not met within {timeout} s"
-            return value
-        time.sleep(interval)
+    return wait_until(check, timeout=timeout, interval=interval, what="the condition under test")
 
 
 @dataclass

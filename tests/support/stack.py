@@ -24,11 +24,12 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 
 from taskflow.naming import Names
+from taskflow.offline.account import ACCOUNT_ID as ACCOUNT
+from taskflow.offline.account import REGION
 from taskflow.packaging import build_zip
 from taskflow.policies import render
+from taskflow.polling import wait_until
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
 HANDLER = "lambda_function.lambda_handler"
 _deserialize = TypeDeserializer().deserialize
 
@@ -300,11 +301,4 @@ class Stack:
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
     """Poll ``check`` until it returns something truthy (bounded); fail saying what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(check, timeout=timeout, interval=0.02, what=what)
