@@ -2,7 +2,20 @@
 
 ``start()`` is idempotent and called by ``taskflow.connect()`` in offline mode; ``stop()`` ends it;
 ``running()`` is a context manager for tests; ``wait_idle(timeout)`` waits for mappings to drain.
-Imports are lazy so that a worker process never loads moto.
+
+The modules, each with one job:
+
+* ``runtime``: starts and stops it all, and wires the parts below together;
+* ``seams``: the only code that touches moto's internals (one module per service, every contact declared);
+* ``model``: the plain views of resources the seam layer hands the rest; ``errors``: AWS errors to answer with;
+* ``functions``: Lambda's Invoke; ``pool``: warm containers per version; ``worker_process``: one container
+  seen from the kernel; ``worker``: the process itself; ``protocol``: the messages between the two;
+  ``lambda_logs``: Lambda's START/END/REPORT text;
+* ``api_proxy``: API Gateway's Lambda proxy integration; ``sqs_pollers``: event source mappings;
+* ``iam``: confining each function to its role; ``telemetry``: logs and metrics;
+* ``hooks``: the declared points where ``faults`` (tests) and benchmarks reach in; ``account``: the account.
+
+This package's ``__init__`` imports nothing else, so a worker process never loads moto.
 """
 
 from __future__ import annotations
@@ -27,10 +40,16 @@ def stop() -> None:
     runtime.stop()
 
 
-def wait_idle(timeout: float = 30.0) -> None:
+def current() -> Runtime:
+    """The running offline AWS (RuntimeError if it is not started)."""
     from taskflow.offline import runtime
 
-    runtime.wait_idle(timeout)
+    return runtime.current()
+
+
+def wait_idle(timeout: float = 30.0) -> None:
+    """Block until every enabled event source mapping has nothing visible or in flight (tests only)."""
+    current().wait_idle(timeout)
 
 
 @contextmanager
@@ -43,4 +62,4 @@ def running() -> Iterator[Runtime]:
         stop()
 
 
-__all__ = ["running", "start", "stop", "wait_idle"]
+__all__ = ["current", "running", "start", "stop", "wait_idle"]

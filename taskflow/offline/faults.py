@@ -1,7 +1,8 @@
 """Fault injection for the offline runtime (tests only): failing writes, crashing workers, duplicate batches.
 
 Off unless a test switches it on, and invisible to the workshop's code: the functions under test and the
-notebooks run unchanged, the faults happen around them, where AWS would produce them::
+notebooks run unchanged, the faults happen around them, where AWS would produce them. It reaches the runtime
+only through its declared hooks (``taskflow.offline.hooks``), which ``injected()`` replaces for the block::
 
     from taskflow.offline import faults
 
@@ -32,7 +33,11 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+
+from taskflow.offline import runtime, seams
+from taskflow.offline.errors import AwsError
+from taskflow.offline.hooks import Hooks
+from taskflow.offline.model import SignedRequest
 
 # The error each code comes back as: HTTP status and message, as DynamoDB sends them.
 WRITE_ERRORS: dict[str, tuple[int, str]] = {
@@ -191,69 +196,57 @@ def _draw(seed: int, item: str, tries: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
-_active: Plan | None = None
-_switch = threading.Lock()
+class FaultHooks(Hooks):
+    """The runtime's hooks while a plan is in force: each asks the plan."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+
+    def before_call(self, function: str, request: SignedRequest) -> None:
+        if request.service != "dynamodb":
+            return
+        table, key = _dynamodb_target(request)
+        error = self.plan.write_error(function, request.action, table, key)
+        if error is not None:
+            status, message = WRITE_ERRORS[error]
+            raise AwsError(error, message, status)
+
+    def crash_after(self, function: str) -> int | None:
+        return self.plan.reserve_crash(function)
+
+    def crash_done(self, function: str, happened: bool) -> None:
+        self.plan.crash_done(function, happened)
+
+    def deliveries(self, function: str) -> int:
+        return 2 if self.plan.duplicate(function) else 1
 
 
 @contextmanager
 def injected(seed: int = 0) -> Iterator[Plan]:
     """Switch fault injection on for the block (one plan at a time); everything is off again afterwards."""
-    global _active
-    with _switch:
-        if _active is not None:
-            raise RuntimeError("fault injection is already on: nest the faults in one plan instead")
-        plan = _active = Plan(seed)
-    try:
+    rt = runtime.current()
+    if isinstance(rt.hooks, FaultHooks):
+        raise RuntimeError("fault injection is already on: nest the faults in one plan instead")
+    plan = Plan(seed)
+    with rt.using(FaultHooks(plan)):
         yield plan
-    finally:
-        with _switch:
-            _active = None
 
 
 def active() -> Plan | None:
-    """The plan in force, if a test switched one on (the runtime's hooks do nothing otherwise)."""
-    return _active
+    """The plan in force, if a test switched one on."""
+    try:
+        hooks = runtime.current().hooks
+    except RuntimeError:
+        return None
+    return hooks.plan if isinstance(hooks, FaultHooks) else None
 
 
-# --- the hooks the runtime calls ---------------------------------------------------------------------------
-
-
-def check_call(function: str, service: str, action: str, handler: Any) -> None:
-    """Raise the injected error for a function's AWS call, if the plan says so (called after IAM allowed it)."""
-    plan = _active
-    if plan is None or service != "dynamodb":
-        return
-    from moto.core.exceptions import JsonRESTError
-
-    table, key = _dynamodb_target(handler)
-    error = plan.write_error(function, action, table, key)
-    if error is None:
-        return
-    status, message = WRITE_ERRORS[error]
-    err = JsonRESTError(error, message)
-    err.code = status
-    raise err
-
-
-def _dynamodb_target(handler: Any) -> tuple[str | None, str | None]:
+def _dynamodb_target(request: SignedRequest) -> tuple[str | None, str | None]:
     """The table a DynamoDB request names and, for a single-item write, the item's key as text."""
-    from moto.dynamodb.models import dynamodb_backends
-
-    body = handler.body
-    if not isinstance(body, dict):
-        try:
-            body = json.loads(handler.raw_body or body or "{}")
-        except (TypeError, ValueError):
-            return None, None
-    if not isinstance(body, dict):
-        return None, None
+    body = request.json_body
     table = body.get("TableName")
     attributes = body.get("Item") or body.get("Key")
     if not table or not isinstance(attributes, dict):
         return table, None
-    try:
-        found = dynamodb_backends[handler.current_account][handler.region].get_table(table)
-        names = [found.hash_key_attr] + ([found.range_key_attr] if found.range_key_attr else [])
-    except Exception:  # noqa: BLE001 - an unknown table: key the call by its whole item
-        names = sorted(attributes)
+    names = seams.dynamodb.key_names(request.region, table) or sorted(attributes)  # unknown table: its whole item
     return table, json.dumps([attributes.get(name) for name in names], sort_keys=True)

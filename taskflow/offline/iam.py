@@ -1,30 +1,26 @@
-"""IAM for the offline runtime: each function's calls are authorized against its own role.
+"""IAM offline: each function's calls are authorized against its own role; nobody else's are confined.
 
-moto can enforce IAM, but only globally, and with gaps (DynamoDB ignores table ARNs). Here the
-check applies only to requests signed with credentials this runtime issued to a function's worker;
-the learner's own calls from the notebook stay unrestricted, as an administrator's would be.
-Conditions in policies are not evaluated (see docs/offline-fidelity.md).
+moto can enforce IAM, but only globally and with gaps (DynamoDB ignores table ARNs). Here the check applies
+only to requests signed with credentials issued to a function's worker; the learner's own calls from the
+notebook stay unrestricted, as an administrator's would be. Conditions in policies are not evaluated
+(see docs/offline-fidelity.md).
 """
 
 from __future__ import annotations
 
-import json
-import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlencode
 
-from moto.core.exceptions import AccessDeniedError, JsonRESTError
-from moto.iam.access_control import IAMPolicy, PermissionResult
-from moto.iam.models import iam_backends
-from moto.sts.models import sts_backends
+from taskflow.offline import seams
+from taskflow.offline.account import ACCOUNT_ID
+from taskflow.offline.errors import AwsError
+from taskflow.offline.hooks import Hooks
+from taskflow.offline.model import SignedRequest
 
-from taskflow.offline import faults
-
-ACCOUNT = "123456789012"
-PARTITION = "aws"
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+_ASSUME_ACTIONS = ("sts:AssumeRole", "sts:*", "*")
 
 
 @dataclass(frozen=True)
@@ -43,110 +39,42 @@ class Credentials:
         return self.session_arn.rsplit("/", 1)[-1]
 
 
-_issued: dict[str, Credentials] = {}
-_lock = threading.Lock()
-
-
-def issue_credentials(role_arn: str, session_name: str, region: str) -> Credentials:
-    """Assume ``role_arn`` in moto's STS and remember the keys as belonging to a function."""
-    sts = sts_backends[ACCOUNT][PARTITION]
-    assumed = sts.assume_role(
-        region_name=region,
-        role_session_name=session_name,
-        role_arn=role_arn,
-        policy="",
-        duration=43200,
-        external_id="",
-    )
-    role_name = role_arn.split("/")[-1]
-    creds = Credentials(
-        access_key_id=assumed.access_key_id,
-        secret_access_key=assumed.secret_access_key,
-        session_token=assumed.session_token,
-        role_arn=role_arn,
-        session_arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/{role_name}/{session_name}",
-    )
-    with _lock:
-        _issued[creds.access_key_id] = creds
-    return creds
-
-
-def forget_credentials() -> None:
-    with _lock:
-        _issued.clear()
-
-
-def role_policies(role_name: str) -> list[Any]:
-    """The inline and attached policies of a role, as moto stores them (empty if the role is gone)."""
-    iam = iam_backends[ACCOUNT][PARTITION]
-    try:
-        inline = [iam.get_role_policy(role_name, name)[1] for name in iam.list_role_policies(role_name)]
-        attached, _ = iam.list_attached_role_policies(role_name)
-    except Exception:  # noqa: BLE001 - a deleted role simply grants nothing
-        return []
-    return inline + list(attached)
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def role_allows(role_arn: str, action: str, resource: str) -> bool:
     """True when the role's policies allow ``action`` on ``resource`` and nothing denies it."""
     allowed = False
-    for policy in role_policies(role_arn.split("/")[-1]):
-        result = IAMPolicy(policy).is_action_permitted(action, resource)
-        if result == PermissionResult.DENIED:
+    for document in seams.iam.role_policy_documents(role_arn.split("/")[-1]) or []:
+        verdict = seams.iam.evaluate(document, action, resource)
+        if verdict == seams.iam.DENIED:
             return False
-        allowed = allowed or result == PermissionResult.PERMITTED
+        allowed = allowed or verdict == seams.iam.ALLOWED
     return allowed
 
 
 def lambda_can_assume(role_arn: str) -> bool:
     """True when the role exists and its trust policy lets lambda.amazonaws.com assume it."""
-    iam = iam_backends[ACCOUNT][PARTITION]
-    try:
-        role = iam.get_role_by_arn(role_arn)
-    except Exception:  # noqa: BLE001
-        return False
-    doc = role.assume_role_policy_document
-    doc = json.loads(unquote(doc)) if isinstance(doc, str) else doc
-    statements = doc.get("Statement", [])
-    statements = statements if isinstance(statements, list) else [statements]
-    for st in statements:
-        if st.get("Effect") != "Allow":
+    trust = seams.iam.trust_policy(role_arn)
+    for st in _listed((trust or {}).get("Statement", [])):
+        if not isinstance(st, dict) or st.get("Effect") != "Allow":
             continue
-        actions = st.get("Action", [])
-        actions = actions if isinstance(actions, list) else [actions]
-        if not any(a in ("sts:AssumeRole", "sts:*", "*") for a in actions):
+        if not any(a in _ASSUME_ACTIONS for a in _listed(st.get("Action", []))):
             continue
         principal = st.get("Principal", {})
-        services = principal.get("Service", []) if isinstance(principal, dict) else []
-        services = services if isinstance(services, list) else [services]
+        services = _listed(principal.get("Service", [])) if isinstance(principal, dict) else []
         if LAMBDA_PRINCIPAL in services:
             return True
     return False
 
 
-# --- the request-time check, installed over moto's ActionAuthenticatorMixin ------------------------
-
-_CREDENTIAL_RE = re.compile(r"Credential=([^/]+)/")
-
-
-def _json_body(handler: Any) -> dict[str, Any]:
-    """The request's JSON body (moto parses some protocols' bodies into dicts already)."""
-    body = handler.body
-    if isinstance(body, dict):
-        return body
-    try:
-        parsed = json.loads(handler.raw_body or body or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
-
-
-def _service_resources(handler: Any, service: str, default: str) -> list[str]:
+def request_resources(request: SignedRequest) -> list[str]:
     """The resource ARNs a request acts on (each must be allowed), where moto does not determine them itself."""
-    region = handler.region
-    if service == "dynamodb":
-        body = _json_body(handler)
-        table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT}:table/"
+    region = request.region
+    if request.service == "dynamodb":
+        body = request.json_body
+        table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
         table = body.get("TableName")
         if table:
             index = body.get("IndexName")  # a Query or Scan of an index acts on the index's ARN
@@ -160,82 +88,63 @@ def _service_resources(handler: Any, service: str, default: str) -> list[str]:
                     tables.append(operation["TableName"])
         if tables:
             return [table_arn + name for name in dict.fromkeys(tables)]
-    if service == "logs":
-        body = _json_body(handler)
-        group = body.get("logGroupName")
+    if request.service == "logs":
+        group = request.json_body.get("logGroupName")
         if group:
-            return [f"arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}:*"]
-    return [default]
+            return [f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}:*"]
+    return [request.resource]
 
 
-# Services that speak the query protocol (form-encoded POST, XML errors).
-QUERY_SERVICES = frozenset({"iam", "sts"})
-
-
-def _denied(service: str, principal: str, action: str, resource: str) -> Exception:
-    """An AccessDenied error worded and typed as the service itself sends it."""
+def denied(service: str, principal: str, action: str, resource: str) -> AwsError:
+    """AccessDenied, worded and typed as the service itself sends it."""
     message = (
         f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
         f"because no identity-based policy allows the {action} action"
     )
-    if service in QUERY_SERVICES:
-        # XML <ErrorResponse> with code AccessDenied and HTTP 403; moto words it "User: {arn} is not
-        # authorized to perform: {action}", so the rest of AWS's sentence rides along with the action.
-        return AccessDeniedError(principal, message.split(" is not authorized to perform: ", 1)[1])
+    if service in ("iam", "sts"):
+        return AwsError("AccessDenied", message, 403)  # XML <ErrorResponse>, as the query protocol sends it
     if service == "sqs":
-        err = JsonRESTError("AccessDenied", message)
-        err.code = 403
-        # SQS speaks JSON but keeps its query-API error codes; botocore reads them from this header.
-        err.headers = {**getattr(err, "headers", {}), "x-amzn-query-error": "AccessDenied;Sender"}
-        return err
-    err = JsonRESTError("AccessDeniedException", message)
-    err.code = 400 if service == "dynamodb" else 403
-    return err
+        return AwsError("AccessDenied", message, 403, query_code="AccessDenied;Sender")
+    return AwsError("AccessDeniedException", message, 400 if service == "dynamodb" else 403)
 
 
-def _signed_payload(handler: Any) -> Any:
-    """What the client hashed into its signature, rebuilt from what moto kept of the request.
+class Iam:
+    """The credentials issued to function workers, and the check each of their requests gets."""
 
-    moto signs ``body or data``. With an empty body (a GET to a REST-JSON API such as Lambda's
-    GetFunction) it would hash the parsed query and headers instead; a form-encoded POST (IAM, STS:
-    the query protocol) reaches the loopback server with its body already parsed into ``form``.
-    Both gave SignatureDoesNotMatch. The form is re-encoded as botocore encodes it, in order.
-    """
-    if handler.raw_body:
-        return handler.data
-    request = getattr(handler, "normalized_request", None)
-    form = getattr(request, "form", None)
-    if form:
-        return urlencode(list(form.items(multi=True)))
-    return {}
+    def __init__(self, hooks: Callable[[], Hooks]) -> None:
+        self._hooks = hooks
+        self._issued: dict[str, Credentials] = {}
+        self._lock = threading.Lock()
 
+    def issue(self, role_arn: str, session_name: str, region: str) -> Credentials:
+        """Assume ``role_arn`` in moto's STS and remember the keys as belonging to a function."""
+        key, secret, token = seams.iam.assume_role(role_arn, session_name, region)
+        role_name = role_arn.split("/")[-1]
+        creds = Credentials(
+            access_key_id=key,
+            secret_access_key=secret,
+            session_token=token,
+            role_arn=role_arn,
+            session_arn=f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/{role_name}/{session_name}",
+        )
+        with self._lock:
+            self._issued[creds.access_key_id] = creds
+        return creds
 
-def authorize(original: Any) -> Any:
-    """Wrap moto's authorizer so it only confines requests made with a function's credentials."""
+    def forget(self) -> None:
+        with self._lock:
+            self._issued.clear()
 
-    def _authenticate_and_authorize_action(self: Any, iam_request_cls: type, resource: str = "*") -> None:
-        match = _CREDENTIAL_RE.search(self.headers.get("Authorization", "") or "")
-        creds = _issued.get(match.group(1)) if match else None
+    def authorize(self, request: SignedRequest) -> None:
+        """Confine a request signed with a function's credentials to its role; let every other one through."""
+        creds = self._issued.get(request.access_key or "")
         if creds is None:
             return  # the learner's own call: unrestricted, like an administrator's
-        request = iam_request_cls(
-            account_id=self.current_account,
-            method=self.method,
-            path=self.raw_path + (("?" + self.uri.split("?", 1)[1]) if "?" in self.uri else ""),
-            data=_signed_payload(self),
-            body=self.raw_body,
-            headers=self.headers,
-            action=self._get_action(),
-        )
-        request.check_signature()
-        service, _, action_name = request._action.partition(":")
-        action = f"{service}:{action_name}"
+        request.verify_signature()
+        action = f"{request.service}:{request.action}"
         if action == "sts:GetCallerIdentity":
             return  # always allowed, whatever the policies say, as on AWS
-        for target in _service_resources(self, service, resource):
+        for target in request_resources(request):
             if not role_allows(creds.role_arn, action, target):
-                raise _denied(service, creds.session_arn, action, target)
-        faults.check_call(creds.function_name, service, action_name, self)  # off unless a test switched it on
-
-    _authenticate_and_authorize_action.__wrapped__ = original  # type: ignore[attr-defined]
-    return _authenticate_and_authorize_action
+                raise denied(request.service, creds.session_arn, action, target)
+        self._hooks().before_call(creds.function_name, request)

@@ -1,8 +1,8 @@
-"""CloudWatch Logs and metrics offline, written the way Lambda, SQS and CloudWatch write them.
+"""CloudWatch Logs and metrics offline, written the way Lambda, SQS, API Gateway and CloudWatch write them.
 
-Function output goes to ``/aws/lambda/<name>`` only when the execution role may write there
-(as on AWS, where a role without Logs permissions leaves no logs). Lambda and SQS publish their
-standard metrics, and log lines in Embedded Metric Format become metrics.
+Function output goes to ``/aws/lambda/<name>`` only when the execution role may write there (as on AWS, where
+a role without Logs permissions leaves no logs). Lambda and SQS publish their standard metrics, log lines in
+Embedded Metric Format become metrics, and API Gateway explains integration failures in its execution log.
 """
 
 from __future__ import annotations
@@ -12,103 +12,31 @@ import threading
 import time
 from typing import Any
 
-from moto.cloudwatch.models import cloudwatch_backends
-from moto.logs.models import logs_backends
-
-from taskflow.offline import iam
-
-_log_lock = threading.Lock()
-dropped_log_batches = 0  # batches a role was not allowed to write (a learner's missing logs permission)
+from taskflow.offline import iam, seams
+from taskflow.offline.account import ACCOUNT_ID, REGION
+from taskflow.offline.model import Function
 
 
-def _events(lines: list[tuple[str, float]]) -> list[dict[str, Any]]:
+def log_events(lines: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """One event per line, except a traceback, which Lambda's runtime keeps as one event."""
     events = []
     for text, ts in lines:
         text = text.rstrip("\n")
-        # One event per line, except a traceback, which Lambda's runtime keeps as one event.
         parts = [text] if text.startswith("[ERROR]") else text.split("\n")
         events += [{"timestamp": int(ts * 1000), "message": part} for part in parts if part]
     return events
 
 
-def write_logs(fn: Any, stream: str, lines: list[tuple[str, float]]) -> None:
-    """Write a function's log lines to its log group, if its role is allowed to."""
-    global dropped_log_batches
-    if not lines:
-        return
-    group = fn.logs_group_name
-    arn = f"arn:aws:logs:{fn.region}:{iam.ACCOUNT}:log-group:{group}"
-    backend = logs_backends[iam.ACCOUNT][fn.region]
-    with _log_lock:
-        if group not in backend.groups:
-            if not iam.role_allows(fn.role, "logs:CreateLogGroup", f"{arn}:*"):
-                dropped_log_batches += 1
-                return
-            backend.create_log_group(group, tags={})
-        if stream not in backend.groups[group].streams:
-            if not iam.role_allows(fn.role, "logs:CreateLogStream", f"{arn}:log-stream:{stream}"):
-                dropped_log_batches += 1
-                return
-            backend.create_log_stream(group, stream)
-        if not iam.role_allows(fn.role, "logs:PutLogEvents", f"{arn}:log-stream:{stream}"):
-            dropped_log_batches += 1
-            return
-        events = _events(lines)
-        if events:
-            backend.put_log_events(group, stream, events)
-    for event in events:
-        emf_metrics(event["message"], fn.region)
-
-
-def put_metrics(region: str, namespace: str, data: list[dict[str, Any]]) -> None:
-    if data:
-        cloudwatch_backends[iam.ACCOUNT][region].put_metric_data(namespace, data)
-
-
-def lambda_metrics(fn: Any, duration_ms: float, *, errored: bool, throttled: bool = False) -> None:
-    """AWS/Lambda Invocations, Errors, Duration and Throttles for one invocation."""
-    dims = [{"Name": "FunctionName", "Value": fn.function_name}]
-    if throttled:
-        put_metrics(
-            fn.region, "AWS/Lambda", [{"MetricName": "Throttles", "Value": 1.0, "Unit": "Count", "Dimensions": dims}]
-        )
-        return
-    put_metrics(
-        fn.region,
-        "AWS/Lambda",
-        [
-            {"MetricName": "Invocations", "Value": 1.0, "Unit": "Count", "Dimensions": dims},
-            {"MetricName": "Errors", "Value": 1.0 if errored else 0.0, "Unit": "Count", "Dimensions": dims},
-            {"MetricName": "Throttles", "Value": 0.0, "Unit": "Count", "Dimensions": dims},
-            {"MetricName": "Duration", "Value": round(duration_ms, 2), "Unit": "Milliseconds", "Dimensions": dims},
-        ],
-    )
-
-
-def sqs_metric(region: str, queue_name: str, name: str, value: float) -> None:
-    put_metrics(
-        region,
-        "AWS/SQS",
-        [
-            {
-                "MetricName": name,
-                "Value": float(value),
-                "Unit": "Count",
-                "Dimensions": [{"Name": "QueueName", "Value": queue_name}],
-            }
-        ],
-    )
-
-
-def emf_metrics(message: str, region: str) -> None:
-    """Turn one log line in CloudWatch Embedded Metric Format into metrics, as CloudWatch does."""
+def emf_data(message: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(namespace, metric data) for one log line in CloudWatch Embedded Metric Format; [] for any other line."""
     if not message.startswith("{") or '"_aws"' not in message:
-        return
+        return []
     try:
         doc = json.loads(message)
         directives = doc["_aws"]["CloudWatchMetrics"]
     except (ValueError, KeyError, TypeError):
-        return
+        return []
+    published = []
     for directive in directives:
         namespace = directive.get("Namespace")
         for dim_set in directive.get("Dimensions") or [[]]:
@@ -116,47 +44,98 @@ def emf_metrics(message: str, region: str) -> None:
             data = []
             for metric in directive.get("Metrics", []):
                 value = doc.get(metric.get("Name"))
-                values = value if isinstance(value, list) else [value]
-                for v in values:
+                for v in value if isinstance(value, list) else [value]:
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
-                        data.append(
-                            {
-                                "MetricName": metric["Name"],
-                                "Value": float(v),
-                                "Unit": metric.get("Unit", "None"),
-                                "Dimensions": dims,
-                            }
-                        )
-            if namespace:
-                put_metrics(region, namespace, data)
+                        unit = metric.get("Unit", "None")
+                        data.append({"MetricName": metric["Name"], "Value": float(v), "Unit": unit, "Dimensions": dims})
+            if namespace and data:
+                published.append((namespace, data))
+    return published
+
+
+class Telemetry:
+    """Writes the runtime's logs and metrics into moto's CloudWatch Logs and CloudWatch."""
+
+    def __init__(self) -> None:
+        self._log_lock = threading.Lock()
+
+    def write_logs(self, fn: Function, stream: str, lines: list[tuple[str, float]]) -> None:
+        """Write a function's log lines to its log group, if its role is allowed to."""
+        if not lines:
+            return
+        group, region = fn.log_group, fn.region
+        arn = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}"
+        with self._log_lock:
+            if not seams.logs.group_exists(region, group):
+                if not iam.role_allows(fn.role, "logs:CreateLogGroup", f"{arn}:*"):
+                    return
+                seams.logs.create_group(region, group)
+            if not seams.logs.stream_exists(region, group, stream):
+                if not iam.role_allows(fn.role, "logs:CreateLogStream", f"{arn}:log-stream:{stream}"):
+                    return
+                seams.logs.create_stream(region, group, stream)
+            if not iam.role_allows(fn.role, "logs:PutLogEvents", f"{arn}:log-stream:{stream}"):
+                return
+            events = log_events(lines)
+            if events:
+                seams.logs.put_events(region, group, stream, events)
+        for event in events:
+            for namespace, data in emf_data(event["message"]):
+                seams.cloudwatch.put_metric_data(region, namespace, data)
+
+    def execution_log(self, api_id: str, stage: str, region: str, message: str) -> None:
+        """API Gateway's execution log, where a permission or integration failure is explained."""
+        group = f"API-Gateway-Execution-Logs_{api_id}/{stage}"
+        stream = time.strftime("%Y/%m/%d", time.gmtime()) + "/execution"
+        with self._log_lock:
+            if not seams.logs.group_exists(region, group):
+                seams.logs.create_group(region, group)
+            if not seams.logs.stream_exists(region, group, stream):
+                seams.logs.create_stream(region, group, stream)
+            seams.logs.put_events(region, group, stream, [{"timestamp": int(time.time() * 1000), "message": message}])
+
+    def lambda_metrics(self, fn: Function, duration_ms: float, *, errored: bool) -> None:
+        """AWS/Lambda Invocations, Errors, Duration and Throttles for one invocation."""
+        dims = [{"Name": "FunctionName", "Value": fn.name}]
+        seams.cloudwatch.put_metric_data(
+            fn.region,
+            "AWS/Lambda",
+            [
+                {"MetricName": "Invocations", "Value": 1.0, "Unit": "Count", "Dimensions": dims},
+                {"MetricName": "Errors", "Value": 1.0 if errored else 0.0, "Unit": "Count", "Dimensions": dims},
+                {"MetricName": "Throttles", "Value": 0.0, "Unit": "Count", "Dimensions": dims},
+                {"MetricName": "Duration", "Value": round(duration_ms, 2), "Unit": "Milliseconds", "Dimensions": dims},
+            ],
+        )
+
+    def sqs_metric(self, region: str, queue: str, name: str, value: float) -> None:
+        dims = [{"Name": "QueueName", "Value": queue}]
+        seams.cloudwatch.put_metric_data(
+            region, "AWS/SQS", [{"MetricName": name, "Value": float(value), "Unit": "Count", "Dimensions": dims}]
+        )
 
 
 class QueueDepthSampler(threading.Thread):
     """Publish AWS/SQS ApproximateNumberOfMessagesVisible for every queue, as SQS does each minute."""
 
-    def __init__(self, interval: float = 1.0, region: str = "us-east-1") -> None:
+    def __init__(self, telemetry: Telemetry, interval: float = 1.0, region: str = REGION) -> None:
         super().__init__(daemon=True, name="sqs-depth-sampler")
+        self.telemetry = telemetry
         self.interval = interval
         self.region = region
         self._halt = threading.Event()
         self._last: dict[str, tuple[int, float]] = {}
 
     def run(self) -> None:
-        from moto.sqs.models import sqs_backends
-
         while not self._halt.wait(self.interval):
-            try:
-                queues = list(sqs_backends[iam.ACCOUNT][self.region].queues.values())
-            except Exception:  # noqa: BLE001 - the mock is being torn down
-                continue
             now = time.time()
-            for queue in queues:
-                visible = len(queue.messages)
-                last = self._last.get(queue.name)
+            for queue, visible in seams.sqs.visible_counts(self.region).items():
+                last = self._last.get(queue)
                 # A point whenever the depth changes, and one a minute while it does not.
                 if last is None or last[0] != visible or now - last[1] >= 60:
-                    self._last[queue.name] = (visible, now)
-                    sqs_metric(self.region, queue.name, "ApproximateNumberOfMessagesVisible", visible)
+                    self._last[queue] = (visible, now)
+                    self.telemetry.sqs_metric(self.region, queue, "ApproximateNumberOfMessagesVisible", visible)
 
     def stop(self) -> None:
         self._halt.set()
+        self.join(5)

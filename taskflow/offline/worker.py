@@ -4,16 +4,16 @@ Started by ``taskflow.offline.functions`` as ``python -I worker.py`` with the fu
 environment, it imports the handler from the deployed code directory (init phase), then serves
 invocations one at a time over a ``multiprocessing.connection`` link. Everything the handler prints
 or logs is streamed back as it happens, so nothing is lost if the process is killed on a timeout.
-It imports only the standard library itself; the handler brings boto3, as on Lambda.
+It imports only the standard library itself (and ``protocol.py``, by path); the handler brings boto3, as on Lambda.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 import time
@@ -22,6 +22,18 @@ from multiprocessing.connection import Client
 from pathlib import Path
 from typing import Any
 
+
+def _load_protocol() -> Any:
+    """The message definitions shared with the kernel, loaded from beside this file before imports are isolated."""
+    spec = importlib.util.spec_from_file_location("_taskflow_worker_protocol", Path(__file__).with_name("protocol.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # registered before it runs, as the import system does
+    spec.loader.exec_module(module)
+    return module
+
+
+protocol = _load_protocol()
 _conn: Any = None
 _request_id = ""
 
@@ -36,13 +48,13 @@ class _Stream:
         self._buffer += text
         if "\n" in self._buffer:
             head, _, self._buffer = self._buffer.rpartition("\n")
-            _send(("log", head + "\n", time.time()))
+            protocol.send(_conn, protocol.Log(head + "\n", time.time()))
         return len(text)
 
     def flush(self) -> None:
         if self._buffer:
             text, self._buffer = self._buffer, ""
-            _send(("log", text, time.time()))
+            protocol.send(_conn, protocol.Log(text, time.time()))
 
     def isatty(self) -> bool:
         return False
@@ -50,10 +62,6 @@ class _Stream:
     @property
     def encoding(self) -> str:
         return "utf-8"
-
-
-def _send(frame: tuple[Any, ...]) -> None:
-    _conn.send(frame)
 
 
 class _LambdaFormatter(logging.Formatter):
@@ -85,13 +93,6 @@ class Context:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
-
-
-def _no_delay(conn: Any) -> None:
-    """Disable Nagle's algorithm: small request/response frames must not wait for delayed ACKs."""
-    sock = socket.socket(fileno=os.dup(conn.fileno()))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.close()
 
 
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -184,11 +185,11 @@ def _exit_with_parent(interval: float = 0.5) -> None:
 
 def main() -> None:
     global _conn, _request_id
-    host, port = os.environ.pop("TASKFLOW_WORKER_ADDRESS").rsplit(":", 1)
-    authkey = bytes.fromhex(os.environ.pop("TASKFLOW_WORKER_AUTHKEY"))
+    host, port = os.environ.pop(protocol.ADDRESS_ENV).rsplit(":", 1)
+    authkey = bytes.fromhex(os.environ.pop(protocol.AUTHKEY_ENV))
     _conn = Client((host, int(port)), authkey=authkey)
     _exit_with_parent()
-    _no_delay(_conn)
+    protocol.no_delay(_conn)
     sys.stdout = _Stream()  # type: ignore[assignment]
     sys.stderr = _Stream()  # type: ignore[assignment]
     root = logging.getLogger()
@@ -201,16 +202,14 @@ def main() -> None:
     _isolate_imports(os.environ["LAMBDA_TASK_ROOT"])
     handler, init_error = _load_handler(os.environ["_HANDLER"])
     sys.stdout.flush()
-    _send(("ready", (time.perf_counter() - started) * 1000, init_error))
+    protocol.send(_conn, protocol.Ready((time.perf_counter() - started) * 1000, init_error))
 
     while True:
         try:
-            message = _conn.recv()
+            invoke = protocol.receive(_conn)
         except EOFError:
-            return
-        if message[0] == "stop":
-            return
-        _, request_id, payload, deadline = message
+            return  # the kernel closed the link: this container is being retired
+        request_id, payload, deadline = invoke.request_id, invoke.payload, invoke.deadline
         _request_id = request_id
         ok, result = True, None
         try:
@@ -236,7 +235,7 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         max_rss_kb = _max_rss_kb()
-        _send(("result", ok, result, max_rss_kb))
+        protocol.send(_conn, protocol.Result(ok, result, max_rss_kb))
 
 
 if __name__ == "__main__":

@@ -159,7 +159,7 @@ def test_duplicate_batches_deliver_the_same_records_twice(aws: Aws, rt: Runtime)
     assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
-def test_one_plan_at_a_time_and_bad_plans_refused() -> None:
+def test_one_plan_at_a_time_and_bad_plans_refused(rt: Runtime) -> None:
     with faults.injected() as plan:
         assert faults.active() is plan
         with pytest.raises(RuntimeError, match="already on"), faults.injected():

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from taskflow.offline.event_sources import failed_ids
 from taskflow.offline.runtime import Runtime
+from taskflow.offline.sqs_pollers import failed_ids
 
 from .conftest import ACCOUNT, REGION, Aws, poll
 

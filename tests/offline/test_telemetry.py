@@ -215,9 +215,9 @@ def test_function_metrics_reach_the_runtime_process(rt: Runtime, aws: Aws) -> No
     assert aws.metric_sum("AWS/SQS", "NumberOfMessagesSent", ("QueueName", "from-function")) == 1.0
 
 
-def test_queue_depth_sampler_stops_and_joins() -> None:
+def test_queue_depth_sampler_stops_and_joins(rt: Runtime) -> None:
     # It used to name its stop event ``_stop``, shadowing Thread._stop: join() or is_alive() then raised TypeError.
-    sampler = telemetry.QueueDepthSampler(interval=0.01)
+    sampler = telemetry.QueueDepthSampler(rt.telemetry, interval=0.01)
     sampler.start()
     sampler.stop()
     sampler.join(5)

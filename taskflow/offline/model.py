@@ -1,0 +1,156 @@
+"""The offline runtime's own view of the AWS resources it works with, and of the calls the seam layer makes to it.
+
+moto's classes stay inside ``taskflow.offline.seams``: it hands the rest of the runtime these plain, immutable
+snapshots instead, and calls back through ``Handlers``. So the runtime's behaviour (Lambda's, API Gateway's,
+the SQS poller's) is written against AWS's concepts, and a moto upgrade touches the seam layer only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Function:
+    """A deployed Lambda function's code and configuration ($LATEST)."""
+
+    name: str
+    arn: str
+    region: str
+    role: str
+    handler: str
+    timeout: int
+    memory: int
+    environment: dict[str, str]
+    code_sha256: str
+    upload_id: str | None  # every upload gets its own, even of identical bytes
+    log_group: str
+    code_zip: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    region: str
+    arn: str
+    visibility_timeout: int
+    fifo: bool
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """An event source mapping's settings, as the poller reads them on every pass."""
+
+    uuid: str
+    region: str
+    source_arn: str
+    function_arn: str
+    enabled: bool
+    batch_size: int
+    batching_window: float
+    response_types: tuple[str, ...]
+    max_concurrency: int | None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One SQS message as a receive returns it (attributes as SQS keeps them)."""
+
+    id: str
+    receipt_handle: str
+    body: str
+    body_md5: str
+    attributes_md5: str | None
+    receive_count: int
+    sent_timestamp: int
+    sender_id: str
+    first_receive_timestamp: int
+    group_id: str | None
+    deduplication_id: str | None
+    message_attributes: dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Method:
+    integration_type: str | None
+    integration_uri: str | None
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    path: str
+    methods: dict[str, Method]
+
+
+@dataclass(frozen=True)
+class RestApi:
+    id: str
+    region: str
+    stages: dict[str, dict[str, str] | None]  # stage name -> stage variables
+    binary_media_types: tuple[str, ...]
+    resources: tuple[Resource, ...]
+
+
+@dataclass(frozen=True)
+class InvokeReply:
+    """What the Invoke API answers: the payload and the response headers (``X-Amz-Function-Error``...)."""
+
+    payload: bytes
+    headers: dict[str, str]
+
+
+class SignedRequest(Protocol):
+    """A request moto is about to authorize: who signed it, and what it asks for."""
+
+    access_key: str | None
+    service: str  # the signing name: "sqs", "dynamodb", "logs", ...
+    action: str  # the operation: "SendMessage", "PutItem", ...
+    region: str
+    resource: str  # the resource moto determined for the action ("*" when it does not know)
+
+    @property
+    def json_body(self) -> dict[str, Any]:
+        """The request's body parsed as a JSON object ({} when it is not one)."""
+        ...
+
+    def verify_signature(self) -> None:
+        """Raise the service's own error if the signature does not match the credentials."""
+        ...
+
+
+class Handlers(Protocol):
+    """What the seam layer calls when moto reaches a point the offline runtime decides."""
+
+    def invoke(self, function: Function, payload: bytes | str | None, invocation_type: str) -> InvokeReply:
+        """An Invoke call (``RequestResponse``, ``Event`` or ``DryRun``); may raise AwsError."""
+        ...
+
+    def creating_function(self, role_arn: str) -> None:
+        """Before CreateFunction: raise AwsError to refuse it."""
+        ...
+
+    def creating_mapping(self, function: Function, source_arn: str) -> None:
+        """Before CreateEventSourceMapping: raise AwsError to refuse it."""
+        ...
+
+    def mapping_created(self, mapping: Mapping) -> None:
+        """After CreateEventSourceMapping: start polling its source."""
+        ...
+
+    def mapping_result(self, uuid: str) -> str | None:
+        """The mapping's ``LastProcessingResult``, or None to leave moto's answer."""
+        ...
+
+    def authorize(self, request: SignedRequest) -> None:
+        """Before moto answers a request: raise AwsError to deny it."""
+        ...
+
+    def stage_request(self, request: Any, api_id: str, region: str) -> tuple[int, dict[str, str], Any]:
+        """An HTTP request to a REST API's stage URL (a ``requests.PreparedRequest``): status, headers, body."""
+        ...
+
+    def sqs_counted(self, region: str, queue: str, metric: str, count: int) -> None:
+        """SQS sent, received or deleted ``count`` messages of ``queue``."""
+        ...

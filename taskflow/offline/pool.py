@@ -1,0 +1,130 @@
+"""The warm containers of each function: one pool per deployed version, reused while warm, retired on change.
+
+A version is the function's code (and upload) with its handler, environment, timeout, memory and role: any
+change starts new containers, as UpdateFunctionCode and UpdateFunctionConfiguration do on Lambda. Each version's
+zip is extracted once, into a directory of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import threading
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from taskflow.offline.model import Function
+from taskflow.offline.worker_process import Worker
+
+MAX_WORKERS_PER_FUNCTION = int(os.environ.get("TASKFLOW_OFFLINE_MAX_WORKERS", "8"))
+
+
+def version_key(fn: Function) -> str:
+    """What identifies a deployed version: redeploying identical bytes is still a new version."""
+    config = {
+        "code": fn.code_sha256,
+        "upload": fn.upload_id,
+        "handler": fn.handler,
+        "env": fn.environment,
+        "timeout": fn.timeout,
+        "memory": fn.memory,
+        "role": fn.role,
+    }
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Pool:
+    """The workers of one deployed version of a function."""
+
+    key: str
+    code_dir: Path
+    idle: list[Worker] = field(default_factory=list)
+    busy: int = 0
+    retired: bool = False
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+
+class Pools:
+    """Every function's current pool; ``spawn(fn, code_dir)`` starts a worker when none is idle."""
+
+    def __init__(self, spawn: Callable[[Function, Path], Worker], max_workers: int = MAX_WORKERS_PER_FUNCTION) -> None:
+        self._spawn = spawn
+        self.max_workers = max_workers
+        self._pools: dict[str, Pool] = {}
+        self._lock = threading.Lock()
+        self._code_root = Path(tempfile.mkdtemp(prefix="taskflow-lambda-"))
+
+    @property
+    def busy(self) -> bool:
+        return any(p.busy for p in list(self._pools.values()))
+
+    def pool_for(self, fn: Function) -> Pool:
+        """The pool of the function's current version; a new version retires the old pool's workers."""
+        key = version_key(fn)
+        with self._lock:
+            pool = self._pools.get(fn.arn)
+            if pool is not None and pool.key == key:
+                return pool
+            code_dir = self._code_root / key[:16]
+            if not code_dir.exists():
+                tmp = Path(tempfile.mkdtemp(dir=self._code_root))
+                with zipfile.ZipFile(io.BytesIO(fn.code_zip)) as archive:
+                    archive.extractall(tmp)
+                tmp.rename(code_dir)
+            new = Pool(key=key, code_dir=code_dir)
+            self._pools[fn.arn] = new
+        if pool is not None:
+            self.retire(pool)
+        return new
+
+    def acquire(self, pool: Pool, fn: Function) -> tuple[Worker, bool]:
+        """A warm worker, or a new one (cold: True); waits while the function is at its worker limit."""
+        with pool.cond:
+            while True:
+                while pool.idle:
+                    worker = pool.idle.pop()
+                    if worker.alive():
+                        pool.busy += 1
+                        return worker, False
+                    worker.kill()
+                if pool.busy < self.max_workers:
+                    pool.busy += 1
+                    break
+                pool.cond.wait()
+        try:
+            return self._spawn(fn, pool.code_dir), True
+        except BaseException:
+            with pool.cond:
+                pool.busy -= 1
+                pool.cond.notify()
+            raise
+
+    def release(self, pool: Pool, worker: Worker) -> None:
+        with pool.cond:
+            pool.busy -= 1
+            if worker.alive() and not pool.retired:
+                pool.idle.append(worker)
+            else:
+                worker.kill()
+            pool.cond.notify()
+
+    def retire(self, pool: Pool) -> None:
+        with pool.cond:
+            pool.retired = True
+            idle, pool.idle = pool.idle, []
+        for worker in idle:
+            worker.kill()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            self.retire(pool)
+        shutil.rmtree(self._code_root, ignore_errors=True)

@@ -1,0 +1,314 @@
+"""moto's core: the mocks, the loopback server, request authorization, error responses, and core speed-ups.
+
+Authorization: moto calls ``ActionAuthenticatorMixin._authenticate_and_authorize_action`` before it answers any
+request (in-process or over the loopback server). The replacement hands the runtime a ``SignedRequest`` view and
+lets it allow or deny; moto's own global IAM enforcement stays off.
+
+Speed-ups (same results, less work; found by profiling the offline pipeline, see ``benchmarks/pipeline.py``):
+request ids drawn in one call, CamelCase conversions and handler method lists memoized, a known account's
+backends returned without the global lock, and the loopback server's service lookup per host cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import string
+from functools import cached_property
+from typing import Any
+from urllib.parse import urlencode
+
+from moto import mock_aws
+from moto.core import exceptions as moto_exceptions
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.server import ThreadedMotoServer
+
+from taskflow.offline.errors import AwsError
+from taskflow.offline.seams.records import Installation, MotoSeamError, Patch, Read
+
+# Services whose clients speak the query protocol (form-encoded POST, XML errors).
+QUERY_SERVICES = frozenset({"iam", "sts"})
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]*/[^/]*/([^/]*)/")
+
+
+# --- errors ------------------------------------------------------------------------------------------------
+
+
+class _QueryError(moto_exceptions._RESTError):
+    """An XML ``<ErrorResponse>`` as the query-protocol services send it."""
+
+    def __init__(self, error: AwsError) -> None:
+        super().__init__(error.code, error.message)
+        self.code = error.status
+
+
+def moto_error(error: AwsError, service: str = "") -> Exception:
+    """The moto exception that serialises ``error`` as ``service`` would send it."""
+    if service in QUERY_SERVICES:
+        return _QueryError(error)
+    err = moto_exceptions.JsonRESTError(error.code, error.message)
+    err.code = error.status
+    if error.query_code:
+        # SQS speaks JSON but keeps its query-API error codes; botocore reads them from this header.
+        err.headers = {**getattr(err, "headers", {}), "x-amzn-query-error": error.query_code}
+    return err
+
+
+# --- starting moto -----------------------------------------------------------------------------------------
+
+
+def moto_version() -> str:
+    import moto
+
+    return str(moto.__version__)
+
+
+def start_mock() -> Any:
+    """Start moto in this process (every boto3 client here now talks to it)."""
+    mock = mock_aws()
+    mock.start()
+    return mock
+
+
+def start_server() -> Any:
+    """Start moto's HTTP server on loopback, sharing the in-process state, for the worker processes."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request in the notebook
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    return server
+
+
+def server_address(server: Any) -> tuple[str, int]:
+    host, port = server.get_host_and_port()
+    return str(host), int(port)
+
+
+# --- authorization -----------------------------------------------------------------------------------------
+
+
+class _Request:
+    """The ``SignedRequest`` view of a request moto is handling (``handler`` is moto's BaseResponse)."""
+
+    def __init__(self, handler: Any, iam_request_cls: type, resource: str, access_key: str | None, service: str):
+        self._handler = handler
+        self._iam_request_cls = iam_request_cls
+        self.access_key = access_key
+        self.service = service
+        self.resource = resource
+        self.region = str(handler.region)
+
+    @cached_property
+    def action(self) -> str:
+        action = self._handler._get_action()
+        return str(action[0] if isinstance(action, list) else action)
+
+    @cached_property
+    def json_body(self) -> dict[str, Any]:
+        import json
+
+        body = self._handler.body
+        if isinstance(body, dict):
+            return body
+        try:
+            parsed = json.loads(self._handler.raw_body or body or "{}")
+        except (TypeError, ValueError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+    def verify_signature(self) -> None:
+        handler = self._handler
+        request = self._iam_request_cls(
+            account_id=handler.current_account,
+            method=handler.method,
+            path=handler.raw_path + (("?" + handler.uri.split("?", 1)[1]) if "?" in handler.uri else ""),
+            data=_signed_payload(handler),
+            body=handler.raw_body,
+            headers=handler.headers,
+            action=self.action,
+        )
+        request.check_signature()
+
+
+def _signed_payload(handler: Any) -> Any:
+    """What the client hashed into its signature, rebuilt from what moto kept of the request.
+
+    moto signs ``body or data``. With an empty body (a GET to a REST-JSON API such as Lambda's GetFunction)
+    it would hash the parsed query and headers instead; a form-encoded POST (IAM, STS: the query protocol)
+    reaches the loopback server with its body already parsed into ``form``. Both gave SignatureDoesNotMatch.
+    The form is re-encoded as botocore encodes it, in order.
+    """
+    if handler.raw_body:
+        return handler.data
+    form = getattr(handler.normalized_request, "form", None)
+    if form:
+        return urlencode(list(form.items(multi=True)))
+    return {}
+
+
+def _authorize(original: Any, inst: Installation) -> Any:
+    def _authenticate_and_authorize_action(handler: Any, iam_request_cls: type, resource: str = "*") -> None:
+        match = _CREDENTIAL.search(handler.headers.get("Authorization", "") or "")
+        key, service = (match.group(1), match.group(2)) if match else (None, "")
+        request = _Request(handler, iam_request_cls, resource, key, service)
+        try:
+            inst.handlers.authorize(request)
+        except AwsError as err:
+            raise moto_error(err, service) from None
+
+    _authenticate_and_authorize_action.__wrapped__ = original  # type: ignore[attr-defined]
+    return _authenticate_and_authorize_action
+
+
+# --- speed-ups ---------------------------------------------------------------------------------------------
+
+
+def _random_string(original: Any, inst: Installation) -> Any:
+    """A request id is 52 calls to ``random.choice``: draw the same alphabet from the same generator in one call."""
+
+    def get_random_string(
+        generator: Any, length: int = 20, include_digits: bool = True, lower_case: bool = False
+    ) -> str:
+        pool = string.ascii_letters + (string.digits if include_digits else "")
+        text = "".join(generator.choices(pool, k=length))
+        return text.lower() if lower_case else text
+
+    return get_random_string
+
+
+def _memoized(original: Any, inst: Installation) -> Any:
+    """A pure function of its argument (CamelCase to snake_case), converted with a character loop: memoize it."""
+    return functools.lru_cache(maxsize=4096)(original)
+
+
+def _method_names(original: Any, inst: Installation) -> Any:
+    """Each request lists its handler class's methods with ``inspect.getmembers``: the answer per class is fixed."""
+    cache: dict[type, list[str]] = {}
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        names = cache.get(clazz)
+        if names is None:
+            names = cache[clazz] = original(clazz)
+        return names
+
+    return method_names_from_class
+
+
+def _known_account_first(original: Any, inst: Installation) -> Any:
+    """moto adds an account and registers its backend dict in one locked step, comparing it with every other
+    backend dict (~85 comparisons per task); once the account is present, skip both."""
+
+    def _create_account_specific_backend(backends: Any, account_id: str) -> None:
+        if account_id not in backends:
+            original(backends, account_id)
+
+    return _create_account_specific_backend
+
+
+def _cached_backend_for_host(original: Any, inst: Installation) -> Any:
+    """For every loopback request moto lists its own package and tries hundreds of URL patterns, under one lock,
+    to find the service: cache the answer per host."""
+    cache: dict[str | None, Any] = {}
+
+    def get_backend_for_host(app: Any, host: str | None) -> Any:
+        if host in cache:
+            return cache[host]
+        found = original(app, host)
+        if len(cache) < 1024:  # hosts come from request headers: keep the cache bounded
+            cache[host] = found
+        return found
+
+    return get_backend_for_host
+
+
+PATCHES = (
+    Patch(
+        "moto.core.authorization",
+        "ActionAuthenticatorMixin",
+        "_authenticate_and_authorize_action",
+        "confine each function's calls to its role",
+        _authorize,
+        ("self", "iam_request_cls", "resource"),
+    ),
+    Patch(
+        "moto.moto_api._internal.moto_random",
+        "MotoRandom",
+        "get_random_string",
+        "draw request ids in one call",
+        _random_string,
+        ("self", "length", "include_digits", "lower_case"),
+    ),
+    Patch(
+        "moto.core.responses",
+        None,
+        "camelcase_to_underscores",
+        "memoize action names",
+        _memoized,
+        ("argument",),
+    ),
+    Patch(
+        "moto.core.responses",
+        None,
+        "method_names_from_class",
+        "memoize each handler's method names",
+        _method_names,
+        ("clazz",),
+    ),
+    Patch(
+        "moto.core.base_backend",
+        "BackendDict",
+        "_create_account_specific_backend",
+        "look up a known account's backends without the global lock",
+        _known_account_first,
+        ("self", "account_id"),
+    ),
+    Patch(
+        "moto.moto_server.werkzeug_app",
+        "DomainDispatcherApplication",
+        "get_backend_for_host",
+        "route loopback requests without a directory listing each",
+        _cached_backend_for_host,
+        ("self", "host"),
+    ),
+)
+
+READS = (
+    Read("moto", "mock_aws", "the in-process mock"),
+    Read("moto.core.models", "MockAWS.start", "start the in-process mock", ("self",)),
+    Read("moto.core.models", "MockAWS.stop", "stop the in-process mock", ("self",)),
+    Read("moto.core.models", "DEFAULT_ACCOUNT_ID", "the account moto's backends answer for test credentials"),
+    Read("moto.server", "ThreadedMotoServer", "serve moto to worker processes over loopback"),
+    Read("moto.server", "ThreadedMotoServer.get_host_and_port", "the loopback server's address", ("self",)),
+    Read("moto.server", "ThreadedMotoServer.stop", "stop the loopback server", ("self",)),
+    Read("moto.core.exceptions", "JsonRESTError", "JSON error responses"),
+    Read("moto.core.exceptions", "_RESTError", "XML error responses (query protocol)"),
+    Read(
+        "moto.iam.access_control",
+        "IAMRequestBase.__init__",
+        "verify signatures of function requests",
+        ("self", "account_id", "method", "path", "data", "body", "headers", "action"),
+    ),
+    Read("moto.iam.access_control", "IAMRequestBase.check_signature", "verify a signature", ("self",)),
+    Read("moto.core.responses", "BaseResponse._get_action", "a request's operation name", ("self",)),
+    Read("moto.core.responses", "BaseResponse.headers", "a request's headers (Authorization)"),
+    Read("moto.core.responses", "BaseResponse.method", "a request's HTTP method"),
+    Read("moto.core.responses", "BaseResponse.raw_path", "a request's path, as signed"),
+    Read("moto.core.responses", "BaseResponse.uri", "a request's URL (its query string, as signed)"),
+    Read("moto.core.responses", "BaseResponse.body", "a request's body, possibly parsed"),
+    Read("moto.core.responses", "BaseResponse.raw_body", "a request's body, as sent"),
+    Read("moto.core.responses", "BaseResponse.data", "a request's parsed parameters, as moto signs them"),
+    Read("moto.core.responses", "BaseResponse.normalized_request", "a request's form, as sent"),
+    Read("moto.core.responses", "BaseResponse.current_account", "a request's account"),
+    Read("moto.core.responses", "BaseResponse.region", "a request's region"),
+)
+
+
+def check_account(expected: str) -> None:
+    if expected != DEFAULT_ACCOUNT_ID:
+        raise MotoSeamError(
+            f"moto's default account is now {DEFAULT_ACCOUNT_ID}, not {expected}: taskflow.offline.account "
+            "must name the account moto's backends answer for"
+        )
+
+
+__all__ = ["PATCHES", "READS", "moto_error", "start_mock", "start_server"]

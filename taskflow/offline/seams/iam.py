@@ -1,0 +1,111 @@
+"""moto's IAM and STS, read only: a role's policy documents and trust policy, moto's evaluation of one
+policy document, and temporary credentials for a function's execution role."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import unquote
+
+from moto.iam.access_control import IAMPolicy, PermissionResult
+from moto.iam.exceptions import NotFoundException
+from moto.iam.models import iam_backends
+from moto.sts.models import sts_backends
+
+from taskflow.offline.account import ACCOUNT_ID, PARTITION
+from taskflow.offline.seams.records import Read
+
+ALLOWED, DENIED, NOT_MATCHED = "allowed", "denied", "not matched"
+_RESULTS = {PermissionResult.PERMITTED: ALLOWED, PermissionResult.DENIED: DENIED}
+
+
+def _backend() -> Any:
+    return iam_backends[ACCOUNT_ID][PARTITION]
+
+
+def role_policy_documents(role_name: str) -> list[str] | None:
+    """The JSON text of a role's inline policies and of its attached managed policies' default versions;
+    None if there is no such role."""
+    iam = _backend()
+    try:
+        inline = [iam.get_role_policy(role_name, name)[1] for name in iam.list_role_policies(role_name)]
+        attached, _ = iam.list_attached_role_policies(role_name)
+    except NotFoundException:
+        return None
+    documents = [d if isinstance(d, str) else json.dumps(d) for d in inline]
+    for policy in attached:
+        version = next(v for v in policy.versions if v.is_default)
+        documents.append(version.document if isinstance(version.document, str) else json.dumps(version.document))
+    return documents
+
+
+def trust_policy(role_arn: str) -> dict[str, Any] | None:
+    """A role's trust (assume-role) policy, or None if there is no such role."""
+    try:
+        role = _backend().get_role_by_arn(role_arn)
+    except NotFoundException:
+        return None
+    doc = role.assume_role_policy_document
+    parsed = json.loads(unquote(doc)) if isinstance(doc, str) else doc
+    return parsed if isinstance(parsed, dict) else None
+
+
+def evaluate(document: str, action: str, resource: str) -> str:
+    """moto's verdict for one policy document: ALLOWED, DENIED (an explicit deny) or NOT_MATCHED."""
+    return _RESULTS.get(IAMPolicy(document).is_action_permitted(action, resource), NOT_MATCHED)
+
+
+def assume_role(role_arn: str, session_name: str, region: str) -> tuple[str, str, str]:
+    """(access key id, secret, session token) of a new session of the role, issued by moto's STS."""
+    assumed = sts_backends[ACCOUNT_ID][PARTITION].assume_role(
+        region_name=region,
+        role_session_name=session_name,
+        role_arn=role_arn,
+        policy="",
+        duration=43200,
+        external_id="",
+    )
+    return assumed.access_key_id, assumed.secret_access_key, assumed.session_token
+
+
+READS = (
+    Read("moto.iam.models", "iam_backends", "the backends of IAM"),
+    Read("moto.iam.models", "IAMBackend.list_role_policies", "a role's inline policy names", ("self", "role_name")),
+    Read(
+        "moto.iam.models",
+        "IAMBackend.get_role_policy",
+        "a role's inline policy",
+        ("self", "role_name", "policy_name"),
+    ),
+    Read(
+        "moto.iam.models",
+        "IAMBackend.list_attached_role_policies",
+        "a role's managed policies",
+        ("self", "role_name"),
+    ),
+    Read("moto.iam.models", "IAMBackend.get_role_by_arn", "find a role by ARN", ("self", "arn")),
+    Read("moto.iam.models", "Role.assume_role_policy_document", "a role's trust policy"),
+    Read("moto.iam.models", "ManagedPolicy.versions", "a managed policy's versions"),
+    Read("moto.iam.models", "PolicyVersion.is_default", "a managed policy's default version"),
+    Read("moto.iam.models", "PolicyVersion.document", "a policy version's document"),
+    Read("moto.iam.exceptions", "NotFoundException", "a role that does not exist"),
+    Read("moto.iam.access_control", "IAMPolicy.__init__", "parse a policy document", ("self", "policy")),
+    Read(
+        "moto.iam.access_control",
+        "IAMPolicy.is_action_permitted",
+        "evaluate a policy document",
+        ("self", "action", "resource"),
+    ),
+    Read("moto.iam.access_control", "PermissionResult", "a policy's verdict"),
+    Read("moto.sts.models", "sts_backends", "the backends of STS"),
+    Read(
+        "moto.sts.models",
+        "STSBackend.assume_role",
+        "issue STS credentials to workers",
+        ("self", "region_name", "role_session_name", "role_arn", "policy", "duration", "external_id"),
+    ),
+    *(
+        Read("moto.sts.models", f"AssumedRole.{name}", "a role session's credentials")
+        for name in ("access_key_id", "secret_access_key", "session_token")
+    ),
+)

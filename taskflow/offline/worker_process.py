@@ -1,0 +1,254 @@
+"""One Lambda "container" seen from the kernel: start a worker process, and run one invocation in it.
+
+``Spawner.spawn`` starts ``python -I worker.py`` in the deployed code's directory with the function's
+environment and its role's credentials, waits for the init phase (10 s, Lambda's limit, then the function's
+Timeout, as Lambda retries init inside the first invoke), and returns a warm ``Worker``. ``run`` sends one
+``Invoke`` over the link and collects the log lines and the result, killing the worker if it outlives the
+Timeout or if a test asked for a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, Listener
+from pathlib import Path
+from typing import Any
+
+from taskflow.offline import lambda_logs, protocol
+from taskflow.offline.iam import Credentials, Iam
+from taskflow.offline.model import Function
+from taskflow.polling import wait_until
+
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+SPAWN_TIMEOUT = 30.0
+INIT_TIMEOUT = 10.0  # Lambda's init phase limit
+# What a worker inherits from the kernel's environment: only what a process needs to start.
+INHERITED = ("PATH", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP")
+
+
+@dataclass
+class Worker:
+    """A warm container: a process with the function's code imported, and its link."""
+
+    process: subprocess.Popen[bytes]
+    conn: Connection
+    log_stream: str
+    init_ms: float
+    init_error: dict[str, Any] | None
+    init_logs: list[tuple[str, float]] = field(default_factory=list)  # what the init phase printed
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+        self.conn.close()
+
+
+class InitFailure(Exception):
+    """A worker died or hung while importing the handler: the invocation fails as on Lambda."""
+
+    def __init__(self, stream: str, logs: list[tuple[str, float]], error_type: str, message: str, init_ms: float):
+        super().__init__(message)
+        self.stream, self.logs, self.error_type, self.message, self.init_ms = stream, logs, error_type, message, init_ms
+
+
+@dataclass
+class Outcome:
+    """What one invocation in a worker produced, between Lambda's START and END lines."""
+
+    logs: list[tuple[str, float]] = field(default_factory=list)
+    result: str | None = None  # the handler's answer, JSON-encoded
+    error: dict[str, Any] | None = None  # Lambda's error payload
+    max_memory_mb: int = 0
+    crashed: bool = False
+
+
+class Spawner:
+    """Starts worker processes that reach moto through the loopback server at ``endpoint_url``."""
+
+    def __init__(self, endpoint_url: str, iam: Iam) -> None:
+        self.endpoint_url = endpoint_url
+        self.iam = iam
+        self._authkey = secrets.token_bytes(16)
+
+    def spawn(self, fn: Function, code_dir: Path) -> Worker:
+        stream = lambda_logs.stream_name(time.time(), os.urandom(16).hex())
+        creds = self.iam.issue(fn.role, fn.name, fn.region)
+        listener = Listener(("127.0.0.1", 0), authkey=self._authkey)
+        host, port = listener.address
+        env = self.environment(fn, code_dir, stream, creds)
+        env[protocol.ADDRESS_ENV] = f"{host}:{port}"
+        env[protocol.AUTHKEY_ENV] = self._authkey.hex()
+        # The interpreter's own complaints, if it cannot start; closed below once the child has it.
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115
+        process = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER_SCRIPT)],
+            env=env,
+            cwd=code_dir,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        started = time.perf_counter()
+        accepted: list[Connection] = []
+        acceptor = threading.Thread(target=lambda: accepted.append(listener.accept()), daemon=True)
+        acceptor.start()
+        with contextlib.suppress(TimeoutError):
+            wait_until(
+                lambda: not acceptor.is_alive() or process.poll() is not None,
+                timeout=SPAWN_TIMEOUT,
+                interval=0.01,
+                what="the worker to connect",
+            )
+        acceptor.join(0.1)  # it may have connected just before exiting
+        listener.close()
+        init_logs: list[tuple[str, float]] = []
+        init_limit = INIT_TIMEOUT + float(fn.timeout)
+        try:
+            if not accepted:
+                raise EOFError
+            conn = accepted[0]
+            protocol.no_delay(conn)
+            while True:
+                remaining = init_limit - (time.perf_counter() - started)
+                if remaining <= 0 or not conn.poll(remaining):
+                    process.kill()
+                    conn.close()
+                    raise InitFailure(
+                        stream,
+                        init_logs,
+                        "Sandbox.Timedout",
+                        f"Task timed out after {float(fn.timeout):.2f} seconds",
+                        (time.perf_counter() - started) * 1000,
+                    )
+                message = protocol.receive(conn)
+                if isinstance(message, protocol.Log):
+                    init_logs.append((message.text, message.at))
+                elif isinstance(message, protocol.Ready):
+                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs)
+                    break
+        except (EOFError, OSError) as exc:
+            # The process exited during init (os._exit, a crash) or never connected.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            process.kill()
+            stderr.seek(0)
+            err = stderr.read().decode(errors="replace").strip()
+            if err:
+                init_logs.append((err[-2000:] + "\n", time.time()))
+            raise InitFailure(
+                stream,
+                init_logs,
+                "Runtime.ExitError",
+                f"Runtime exited with error: exit status {process.returncode}",
+                (time.perf_counter() - started) * 1000,
+            ) from exc
+        finally:
+            stderr.close()
+        return worker
+
+    def environment(self, fn: Function, code_dir: Path, stream: str, creds: Credentials) -> dict[str, str]:
+        """The function's variables and the runtime's, as the Lambda Python runtime sets them."""
+        env = {k: v for k, v in os.environ.items() if k in INHERITED}
+        env.update(fn.environment)
+        env.update(
+            LANG="en_US.UTF-8",
+            TZ=":UTC",
+            PYTHONUNBUFFERED="1",
+            PYTHONDONTWRITEBYTECODE="1",
+            AWS_REGION=fn.region,
+            AWS_DEFAULT_REGION=fn.region,
+            AWS_EXECUTION_ENV="AWS_Lambda_python3.13",
+            AWS_LAMBDA_FUNCTION_NAME=fn.name,
+            AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(fn.memory),
+            AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+            AWS_LAMBDA_INITIALIZATION_TYPE="on-demand",
+            AWS_LAMBDA_LOG_GROUP_NAME=fn.log_group,
+            AWS_LAMBDA_LOG_STREAM_NAME=stream,
+            LAMBDA_TASK_ROOT=str(code_dir),
+            _HANDLER=fn.handler,
+            TASKFLOW_FUNCTION_ARN=fn.arn,
+            AWS_ACCESS_KEY_ID=creds.access_key_id,
+            AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
+            AWS_SESSION_TOKEN=creds.session_token,
+            AWS_ENDPOINT_URL=self.endpoint_url,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        )
+        return env
+
+
+def run(worker: Worker, request_id: str, payload: str, timeout: float, crash_after: int | None = None) -> Outcome:
+    """Run one invocation in ``worker``; after a timeout or a crash the worker is dead."""
+    outcome = Outcome()
+    started = time.perf_counter()
+    try:
+        protocol.send(worker.conn, protocol.Invoke(request_id, payload, time.time() + timeout))
+        while True:
+            if crash_after is not None and len(outcome.logs) >= crash_after:
+                outcome.crashed = True  # fault injection: the container dies mid-invocation
+                worker.process.kill()
+                _drain_logs(worker, outcome.logs)
+                raise EOFError
+            remaining = timeout - (time.perf_counter() - started)
+            if remaining <= 0 or not worker.conn.poll(remaining):
+                worker.process.kill()
+                _drain_logs(worker, outcome.logs)
+                worker.kill()
+                message = lambda_logs.timed_out(request_id, timeout, time.time())
+                outcome.logs.append((message + "\n", time.time()))
+                outcome.error = {"errorMessage": message, "errorType": "Sandbox.Timedout"}
+                break
+            message_in = protocol.receive(worker.conn)
+            if isinstance(message_in, protocol.Log):
+                outcome.logs.append((message_in.text, message_in.at))
+            elif isinstance(message_in, protocol.Result):
+                if message_in.ok:
+                    outcome.result = message_in.body
+                else:
+                    outcome.error = message_in.body
+                outcome.max_memory_mb = math.ceil(message_in.max_rss_kb / 1024) if message_in.max_rss_kb else 0
+                break
+    except (EOFError, OSError):
+        code = worker.process.wait(timeout=5)
+        message = lambda_logs.runtime_exited(request_id, lambda_logs.exit_reason(code))
+        outcome.logs.append((message + "\n", time.time()))
+        outcome.error = {"errorType": "Runtime.ExitError", "errorMessage": message}
+        worker.kill()
+    if not outcome.max_memory_mb:
+        outcome.max_memory_mb = _rss_mb(worker)
+    return outcome
+
+
+def _drain_logs(worker: Worker, logs: list[tuple[str, float]]) -> None:
+    """Keep the lines a killed worker wrote before it died: they were on their way, as on Lambda."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        worker.process.wait(timeout=5)
+    with contextlib.suppress(EOFError, OSError):
+        while worker.conn.poll(0):
+            message = protocol.receive(worker.conn)
+            if isinstance(message, protocol.Log):
+                logs.append((message.text, message.at))
+
+
+def _rss_mb(worker: Worker) -> int:
+    """A dead worker's memory is unknown (0); a live one's is its resident set."""
+    import psutil
+
+    try:
+        return math.ceil(psutil.Process(worker.process.pid).memory_info().rss / 2**20)
+    except psutil.Error:
+        return 0
