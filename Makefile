@@ -50,8 +50,8 @@ diagrams: $(STAMP)
 	$(BIN)/python diagrams/generate.py
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/offline_runtime.py
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python -m benchmarks.offline_runtime
+	$(BIN)/python -m benchmarks.pipeline
 	env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline $(BIN)/pytest tests -m slow -s -q
 
 clean:

@@ -1,6 +1,6 @@
 """Figures for the offline runtime (issue 3): worker cold start, warm invoke overhead, SQS mapping throughput.
 
-A script, not a test: run ``.venv/bin/python benchmarks/offline_runtime.py [--invokes 200] [--messages 1000]``.
+A script, not a test: run ``.venv/bin/python -m benchmarks.offline_runtime [--invokes 200] [--messages 1000]``.
 Every figure is measured through boto3 against the in-process offline AWS, as a notebook cell would see it.
 
 - Cold start: wall time of the first invoke after a redeploy (new worker: process start + handler import)
@@ -30,12 +30,10 @@ for _key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
 import boto3  # noqa: E402 - after the environment is set
 
 from taskflow import offline  # noqa: E402
+from taskflow.offline.account import REGION  # noqa: E402
+from taskflow.policies import render  # noqa: E402
 
-REGION = "us-east-1"
-TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
+TRUST = render("lambda-trust", {})
 TIMED = """
 import time
 

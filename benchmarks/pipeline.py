@@ -1,11 +1,13 @@
 """The whole offline pipeline (issue 7): tasks per second end to end, against a floor of the same moto calls.
 
-Run ``.venv/bin/python benchmarks/pipeline.py [--tasks 1000] [--clients 8]`` (``make bench`` runs it).
+Run ``.venv/bin/python -m benchmarks.pipeline [--tasks 1000] [--clients 8]`` from the repository's root
+(``make bench`` runs it).
 
 Pipeline: ``--clients`` threads POST ``--tasks`` tasks to API Gateway (``requests``, as a notebook does) ->
 create_task (worker process) -> SQS -> the event source mapping's pollers -> process_task (worker process) ->
 DynamoDB; the clock stops when the table holds all of them (DescribeTable ItemCount, then a scan checks the
-ids). The stack is the workshop's own (the real zips and policies, built by ``tests/lambdas/offline_stack.py``).
+ids). The stack is the workshop's own (the real zips and policies), built by ``tests/support/stack.py`` as the
+proof suites build it. Stage times come from the runtime's timing hook (``taskflow.offline.hooks``).
 
 Floor: the moto calls the pipeline cannot avoid, made directly by one boto3 client with no Lambda, API or
 poller in between: per task one ``send_message`` and one conditional ``put_item``, per ten tasks one
@@ -27,9 +29,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,16 +39,16 @@ for _key in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")] + ["AWS_
     os.environ.pop(_key, None)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "lambdas"), str(ROOT / "benchmarks")]
 
 import boto3  # noqa: E402 - after the environment is set
 import psutil  # noqa: E402
-from offline_runtime import TIMED, package, role, warm_overhead  # noqa: E402
-from offline_stack import Stack  # noqa: E402
 
+from benchmarks.offline_runtime import TIMED, package, role, warm_overhead  # noqa: E402
 from taskflow import offline  # noqa: E402
-
-REGION = "us-east-1"
+from taskflow.offline.account import REGION  # noqa: E402
+from taskflow.offline.hooks import Hooks  # noqa: E402
+from taskflow.polling import wait_until  # noqa: E402
+from tests.support.stack import Stack  # noqa: E402
 
 
 def task_body(index: int) -> dict[str, Any]:
@@ -136,7 +136,8 @@ def floor(tasks: int, endpoint_url: str | None) -> float:
     else:
         job = {"endpoint_url": endpoint_url, "queue_url": queue_url, "table": table, "bodies": bodies}
         client = subprocess.run(
-            [sys.executable, __file__, "--floor-client"],
+            [sys.executable, "-m", "benchmarks.pipeline", "--floor-client"],
+            cwd=ROOT,
             input=json.dumps(job),
             capture_output=True,
             text=True,
@@ -154,86 +155,45 @@ def floor(tasks: int, endpoint_url: str | None) -> float:
 
 @dataclass
 class Stages:
-    """Wall-clock samples (ms) of each stage, gathered by wrapping the runtime from the outside.
+    """Wall-clock samples (ms) of each stage, as the runtime's timing hook reports them.
 
-    A request is handled in the client's thread and a batch in its poller's thread, so each outer sample
-    is paired with the invoke made inside it through a thread-local.
+    A request is answered in its client's thread, so the client's own share is its ``requests.post`` time
+    minus the ``api.request`` time the hook reported in that thread.
     """
 
-    client_ms: list[float] = field(default_factory=list)  # requests.post minus handle(): requests + routing
-    proxy_ms: list[float] = field(default_factory=list)  # handle() minus the create_task invoke
-    create_ms: list[float] = field(default_factory=list)  # runner.invoke of create_task
-    process_ms: list[float] = field(default_factory=list)  # runner.invoke of process_task, per batch
-    poller_ms: list[float] = field(default_factory=list)  # one poller pass minus its invoke: receive + delete
+    client_ms: list[float] = field(default_factory=list)  # requests.post minus the proxy: requests + routing
+    proxy_ms: list[float] = field(default_factory=list)  # api.request minus the create_task invoke
+    create_ms: list[float] = field(default_factory=list)  # lambda.invoke of create_task
+    process_ms: list[float] = field(default_factory=list)  # lambda.invoke of process_task, per batch
+    poller_ms: list[float] = field(default_factory=list)  # sqs.batch minus its invoke: receive + delete
     waits_ms: list[float] = field(default_factory=list)  # per message: sent -> first received
     batch_sizes: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
 
-    def inner(self) -> float:
-        """The invoke time recorded in this thread since the last call (0 if none)."""
-        ms, self.local.invoke_ms = getattr(self.local, "invoke_ms", 0.0), 0.0
-        return float(ms)
 
+class StageTimings(Hooks):
+    """The runtime's hooks, recording each stage's time into ``stages``."""
 
-@contextmanager
-def instrumented(rt: Any, stages: Stages) -> Iterator[None]:
-    from taskflow.offline import apigateway
-    from taskflow.offline.event_sources import SqsMapping
+    def __init__(self, stages: Stages, create_function: str, process_function: str) -> None:
+        self.stages = stages
+        self.create_function = create_function
+        self.process_function = process_function
 
-    runner_invoke = rt.runner.invoke
-    handle = apigateway.handle
-    poll_once = SqsMapping._poll_once
-
-    def invoke(fn: Any, payload: str) -> Any:
-        started = time.perf_counter()
-        result = runner_invoke(fn, payload)
-        ms = (time.perf_counter() - started) * 1000
-        stages.local.invoke_ms = ms
-        if '"Records"' not in payload[:20]:
-            with stages.lock:
-                stages.create_ms.append(ms)
-            return result
-        records = json.loads(payload)["Records"]
-        waits = [
-            int(r["attributes"]["ApproximateFirstReceiveTimestamp"]) - int(r["attributes"]["SentTimestamp"])
-            for r in records
-        ]
-        with stages.lock:
-            stages.process_ms.append(ms)
-            stages.batch_sizes.append(len(records))
-            stages.waits_ms += [float(w) for w in waits]
-        return result
-
-    def timed_handle(request: Any, api_id: str, region: str) -> Any:
-        stages.inner()
-        started = time.perf_counter()
-        try:
-            return handle(request, api_id, region)
-        finally:
-            ms = (time.perf_counter() - started) * 1000
-            stages.local.handle_ms = ms
-            with stages.lock:
-                stages.proxy_ms.append(ms - stages.inner())
-
-    def timed_poll(mapping: Any, esm: Any, queue: Any) -> None:
-        stages.inner()
-        started = time.perf_counter()
-        poll_once(mapping, esm, queue)
-        inner = stages.inner()
-        if inner:
-            with stages.lock:
-                stages.poller_ms.append((time.perf_counter() - started) * 1000 - inner)
-
-    rt.runner.invoke = invoke
-    apigateway.handle = timed_handle  # type: ignore[assignment]
-    SqsMapping._poll_once = timed_poll  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        del rt.runner.invoke
-        apigateway.handle = handle  # type: ignore[assignment]
-        SqsMapping._poll_once = poll_once  # type: ignore[method-assign]
+    def timing(self, stage: str, ms: float, **details: Any) -> None:
+        s = self.stages
+        with s.lock:
+            if stage == "api.request":
+                s.local.handle_ms = ms
+                s.proxy_ms.append(ms - details["invoke_ms"])
+            elif stage == "lambda.invoke" and details["function"] == self.create_function:
+                s.create_ms.append(ms)
+            elif stage == "lambda.invoke" and details["function"] == self.process_function:
+                s.process_ms.append(ms)
+            elif stage == "sqs.batch":
+                s.poller_ms.append(ms - details["invoke_ms"])
+                s.batch_sizes.append(len(details["waits_ms"]))
+                s.waits_ms += details["waits_ms"]
 
 
 class MemoryPeaks(threading.Thread):
@@ -300,11 +260,9 @@ def item_count(ddb: Any, table: str) -> int:
 
 def wait_for_items(ddb: Any, table: str, expected: int, timeout: float) -> None:
     """Poll every 20 ms: each poll takes the kernel's GIL for about a millisecond."""
-    deadline = time.monotonic() + timeout
-    while item_count(ddb, table) < expected:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"only {item_count(ddb, table)} of {expected} tasks stored after {timeout} s")
-        time.sleep(0.02)
+    wait_until(
+        lambda: item_count(ddb, table) >= expected, timeout=timeout, interval=0.02, what=f"{expected} tasks stored"
+    )
 
 
 def post_all(stack: Stack, tasks: int, clients: int, stages: Stages, offset: int = 0) -> set[str]:
@@ -353,7 +311,7 @@ def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
     memory = MemoryPeaks()
     memory.start()
     kernel_cpu, worker_cpu = memory.cpu_seconds()
-    with instrumented(rt, stages):
+    with rt.using(StageTimings(stages, stack.names.create_function, stack.names.process_function)):
         started = time.perf_counter()
         accepted = post_all(stack, tasks, clients, stages)
         posted = time.perf_counter()
