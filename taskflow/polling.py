@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from taskflow import clock
+
 T = TypeVar("T")
 
 
@@ -29,7 +31,8 @@ def wait_until(
     """Call ``check`` until it returns something truthy, and return that; raise WaitTimeout after ``timeout`` s.
 
     ``on_poll`` (for example a progress bar update) receives each result, truthy or not; ``sleep`` is how to
-    wait between calls (a test may pass its own clock).
+    wait between calls (a test may pass its own clock). ``interval`` is in AWS's seconds (``taskflow.clock``:
+    shorter offline, where AWS's delays run faster); ``timeout`` is not compressed.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -40,4 +43,4 @@ def wait_until(
             return result
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"Timed out after {timeout:g} s waiting for {what}.")
-        sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        sleep(min(clock.seconds(interval), max(0.0, deadline - time.monotonic())))

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlparse
 
 from taskflow.offline import seams
 from taskflow.offline.account import ACCOUNT_ID
-from taskflow.offline.functions import Functions
+from taskflow.offline.functions import Functions, Throttled
 from taskflow.offline.hooks import Hooks
 from taskflow.offline.model import Resource, RestApi
 from taskflow.offline.telemetry import Telemetry
@@ -265,7 +265,11 @@ class ApiProxy:
             return self._failed(api_id, stage, region, 500, message, request_id)
         event = _event(request, api, stage, resource, path, params, request_id)
         invoke_started = time.perf_counter()
-        invocation = self.functions.invoke(fn, json.dumps(event))
+        try:
+            invocation = self.functions.invoke(fn, json.dumps(event))
+        except Throttled as err:
+            message = f"({request_id}) Lambda invocation failed with status: 429. Execution failed: {err.message}"
+            return self._failed(api_id, stage, region, 500, message, request_id)
         invoke_ms = (time.perf_counter() - invoke_started) * 1000
         if invocation.function_error:
             message = (

@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskflow.offline import iam, lambda_logs, worker_process
+from taskflow.offline import lambda_logs, worker_process
 from taskflow.offline.errors import AwsError
 from taskflow.offline.hooks import Hooks
+from taskflow.offline.iam import Iam
 from taskflow.offline.model import Function, InvokeReply
 from taskflow.offline.pool import Pool, Pools
 from taskflow.offline.telemetry import Telemetry
@@ -37,13 +38,31 @@ class Invocation:
     cold: bool
 
 
+class Throttled(AwsError):
+    """The account has no concurrency left for another invocation (Lambda's 429)."""
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.", 429)
+
+
 class Functions:
     """Invoke functions stored in moto by running their deployed code in worker processes."""
 
-    def __init__(self, spawner: Spawner, telemetry: Telemetry, hooks: Callable[[], Hooks]) -> None:
+    def __init__(
+        self,
+        spawner: Spawner,
+        telemetry: Telemetry,
+        iam: Iam,
+        hooks: Callable[[], Hooks],
+        concurrency: int | None = None,
+    ) -> None:
         self.spawner = spawner
         self.telemetry = telemetry
+        self.iam = iam
         self._hooks = hooks
+        self.concurrency = concurrency  # the account's concurrent executions (None: not limited)
+        self._running = 0
+        self._running_lock = threading.Lock()
         self.pools = Pools(self._start_worker)
         self._async = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lambda-event")
         self._async_pending = 0
@@ -53,7 +72,7 @@ class Functions:
 
     def creating_function(self, role_arn: str) -> None:
         """CreateFunction checks that Lambda may assume the role."""
-        if not iam.lambda_can_assume(role_arn):
+        if not self.iam.lambda_can_assume(role_arn):
             raise AwsError(
                 "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda."
             )
@@ -81,19 +100,32 @@ class Functions:
     # -- invoking -------------------------------------------------------------------------------------------
 
     def invoke(self, fn: Function, payload: str) -> Invocation:
-        """Run one invocation synchronously (RequestResponse)."""
+        """Run one invocation synchronously (RequestResponse); raises Throttled past the account's concurrency."""
         started = time.perf_counter()
-        pool = self.pools.pool_for(fn)
+        self._start_execution(fn)
         try:
-            worker, cold = self.pools.acquire(pool, fn)
-        except InitFailure as failure:
-            return self._failed_init(fn, failure)
-        try:
-            invocation = self._run(fn, pool, worker, payload, cold)
+            pool = self.pools.pool_for(fn)
+            try:
+                worker, cold = self.pools.acquire(pool, fn)
+            except InitFailure as failure:
+                return self._failed_init(fn, failure)
+            try:
+                invocation = self._run(fn, pool, worker, payload, cold)
+            finally:
+                self.pools.release(pool, worker)
         finally:
-            self.pools.release(pool, worker)
+            with self._running_lock:
+                self._running -= 1
         self._hooks().timing("lambda.invoke", (time.perf_counter() - started) * 1000, function=fn.name, cold=cold)
         return invocation
+
+    def _start_execution(self, fn: Function) -> None:
+        with self._running_lock:
+            if self.concurrency is None or self._running < self.concurrency:
+                self._running += 1
+                return
+        self.telemetry.throttled(fn)
+        raise Throttled()
 
     def invoke_async(self, fn: Function, payload: str) -> None:
         """Queue an invocation (Event): Lambda answers 202 at once and runs it in the background."""
@@ -102,7 +134,12 @@ class Functions:
 
         def run() -> None:
             try:
-                self.invoke(fn, payload)
+                for attempt in range(6):  # Lambda queues an Event invocation and retries it while throttled
+                    try:
+                        self.invoke(fn, payload)
+                        return
+                    except Throttled:
+                        time.sleep(0.05 * 2**attempt)
             finally:
                 with self._async_lock:
                     self._async_pending -= 1

@@ -9,6 +9,7 @@ notebook stay unrestricted, as an administrator's would be. Conditions in polici
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.errors import AwsError
 from taskflow.offline.hooks import Hooks
 from taskflow.offline.model import SignedRequest
+from taskflow.offline.weather import Weather
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 _ASSUME_ACTIONS = ("sts:AssumeRole", "sts:*", "*")
@@ -43,10 +45,10 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def role_allows(role_arn: str, action: str, resource: str) -> bool:
-    """True when the role's policies allow ``action`` on ``resource`` and nothing denies it."""
+def documents_allow(documents: list[str], action: str, resource: str) -> bool:
+    """True when the policy documents allow ``action`` on ``resource`` and none denies it."""
     allowed = False
-    for document in seams.iam.role_policy_documents(role_arn.split("/")[-1]) or []:
+    for document in documents:
         verdict = seams.iam.evaluate(document, action, resource)
         if verdict == seams.iam.DENIED:
             return False
@@ -54,9 +56,8 @@ def role_allows(role_arn: str, action: str, resource: str) -> bool:
     return allowed
 
 
-def lambda_can_assume(role_arn: str) -> bool:
-    """True when the role exists and its trust policy lets lambda.amazonaws.com assume it."""
-    trust = seams.iam.trust_policy(role_arn)
+def trust_lets_lambda_assume(trust: dict[str, Any] | None) -> bool:
+    """True when a trust policy lets lambda.amazonaws.com assume the role."""
     for st in _listed((trust or {}).get("Statement", [])):
         if not isinstance(st, dict) or st.get("Effect") != "Allow":
             continue
@@ -67,6 +68,10 @@ def lambda_can_assume(role_arn: str) -> bool:
         if LAMBDA_PRINCIPAL in services:
             return True
     return False
+
+
+def _role_arn(role_name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
 
 
 def request_resources(request: SignedRequest) -> list[str]:
@@ -108,13 +113,74 @@ def denied(service: str, principal: str, action: str, resource: str) -> AwsError
     return AwsError("AccessDeniedException", message, 400 if service == "dynamodb" else 403)
 
 
-class Iam:
-    """The credentials issued to function workers, and the check each of their requests gets."""
+@dataclass(frozen=True)
+class _Seen:
+    """What the rest of AWS still sees of a role until a change has propagated."""
 
-    def __init__(self, hooks: Callable[[], Hooks]) -> None:
+    documents: list[str] | None  # None: no such role
+    trust: dict[str, Any] | None
+    until: float
+
+
+class Iam:
+    """The credentials issued to function workers, the check each of their requests gets, and how late the rest
+    of AWS sees a change to a role (IAM is eventually consistent: with weather, changes apply after a delay)."""
+
+    def __init__(self, hooks: Callable[[], Hooks], weather: Weather) -> None:
         self._hooks = hooks
+        self.weather = weather
         self._issued: dict[str, Credentials] = {}
+        self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()
+
+    # -- eventual consistency -------------------------------------------------------------------------------
+
+    def role_changing(self, role_name: str) -> None:
+        """Before a change to a role: until it propagates, calls still see the role as it is now."""
+        if self.weather.calm:
+            return
+        now = time.monotonic()
+        delay = self.weather.uniform(self.weather.forecast.iam_delay)
+        with self._lock:
+            earlier = self._seen.get(role_name)
+            if earlier is not None and earlier.until > now:
+                self._seen[role_name] = _Seen(earlier.documents, earlier.trust, max(earlier.until, now + delay))
+                return
+        documents = seams.iam.role_policy_documents(role_name)
+        trust = seams.iam.trust_policy(_role_arn(role_name)) if documents is not None else None
+        with self._lock:
+            self._seen[role_name] = _Seen(documents, trust, now + delay)
+
+    def _stale(self, role_name: str) -> _Seen | None:
+        seen = self._seen.get(role_name)
+        if seen is None:
+            return None
+        if seen.until <= time.monotonic():
+            with self._lock:
+                self._seen.pop(role_name, None)
+            return None
+        return seen
+
+    def documents(self, role_arn: str) -> list[str]:
+        """The role's policy documents as AWS applies them right now ([] for no role)."""
+        name = role_arn.split("/")[-1]
+        seen = self._stale(name)
+        if seen is not None:
+            return seen.documents or []
+        return seams.iam.role_policy_documents(name) or []
+
+    def role_allows(self, role_arn: str, action: str, resource: str) -> bool:
+        """True when the role's policies (as AWS applies them now) allow ``action`` on ``resource``."""
+        return documents_allow(self.documents(role_arn), action, resource)
+
+    def lambda_can_assume(self, role_arn: str) -> bool:
+        """True when the role exists (as Lambda sees it now) and its trust policy names lambda.amazonaws.com."""
+        seen = self._stale(role_arn.split("/")[-1])
+        if seen is not None:
+            return seen.documents is not None and trust_lets_lambda_assume(seen.trust)
+        return trust_lets_lambda_assume(seams.iam.trust_policy(role_arn))
+
+    # -- credentials and requests -------------------------------------------------------------------------
 
     def issue(self, role_arn: str, session_name: str, region: str) -> Credentials:
         """Assume ``role_arn`` in moto's STS and remember the keys as belonging to a function."""
@@ -134,6 +200,7 @@ class Iam:
     def forget(self) -> None:
         with self._lock:
             self._issued.clear()
+            self._seen.clear()
 
     def authorize(self, request: SignedRequest) -> None:
         """Confine a request signed with a function's credentials to its role; let every other one through."""
@@ -144,7 +211,8 @@ class Iam:
         action = f"{request.service}:{request.action}"
         if action == "sts:GetCallerIdentity":
             return  # always allowed, whatever the policies say, as on AWS
+        documents = self.documents(creds.role_arn)
         for target in request_resources(request):
-            if not role_allows(creds.role_arn, action, target):
+            if not documents_allow(documents, action, target):
                 raise denied(request.service, creds.session_arn, action, target)
         self._hooks().before_call(creds.function_name, request)

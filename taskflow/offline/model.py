@@ -154,3 +154,31 @@ class Handlers(Protocol):
     def sqs_counted(self, region: str, queue: str, metric: str, count: int) -> None:
         """SQS sent, received or deleted ``count`` messages of ``queue``."""
         ...
+
+    def admit(self, request: SignedRequest) -> None:
+        """Before authorization: raise AwsError (TooManyRequestsException) when the call's quota is spent."""
+        ...
+
+    def short_poll(self, region: str, queue: str, wanted: int, visible: int) -> int:
+        """A client's ReceiveMessage without WaitTimeSeconds: how many of ``wanted`` messages it gets."""
+        ...
+
+    def queue_counts(self, region: str, queue: str, counts: dict[str, str]) -> dict[str, str]:
+        """The ApproximateNumberOf* attributes a client reads (``counts`` are the true ones)."""
+        ...
+
+    def creating_queue(self, region: str, name: str) -> None:
+        """Before CreateQueue of a new name: raise AwsError to refuse it."""
+        ...
+
+    def queue_deleted(self, region: str, name: str) -> None:
+        """After DeleteQueue."""
+        ...
+
+    def empty_log_page(self, region: str, group: str) -> bool:
+        """Should this FilterLogEvents search answer an empty first page (with a nextToken)?"""
+        ...
+
+    def role_changing(self, role_name: str) -> None:
+        """Before a change to a role or its policies."""
+        ...

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from taskflow.offline import seams
+from taskflow.offline import crowd, seams
 from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.api_proxy import ApiProxy
 from taskflow.offline.functions import Functions
@@ -25,6 +25,7 @@ from taskflow.offline.iam import Iam
 from taskflow.offline.model import Function, InvokeReply, Mapping, SignedRequest
 from taskflow.offline.sqs_pollers import SqsPollers
 from taskflow.offline.telemetry import QueueDepthSampler, Telemetry
+from taskflow.offline.weather import Weather, forecast
 from taskflow.offline.worker_process import Spawner
 from taskflow.polling import WaitTimeout, wait_until
 
@@ -38,9 +39,10 @@ class Runtime:
         seams.check()  # before anything starts: a moved seam must leave moto untouched
         seams.core.check_account(ACCOUNT_ID)
         self.moto_version = seams.core.moto_version()
+        self.weather = Weather(forecast())
         self.hooks = Hooks()
-        self.telemetry = Telemetry()
-        self.iam = Iam(lambda: self.hooks)
+        self.iam = Iam(lambda: self.hooks, self.weather)
+        self.telemetry = Telemetry(self.iam, self.weather)
         self._mock: Any = None
         self._server: Any = None
         self._installation: seams.Installation | None = None
@@ -50,10 +52,17 @@ class Runtime:
             self._server = seams.core.start_server()
             host, port = seams.core.server_address(self._server)
             self.endpoint_url = f"http://{host}:{port}"
-            self.functions = Functions(Spawner(self.endpoint_url, self.iam), self.telemetry, lambda: self.hooks)
+            spawner = Spawner(self.endpoint_url, self.iam)
+            concurrency = self.weather.forecast.concurrency
+            self.functions = Functions(spawner, self.telemetry, self.iam, lambda: self.hooks, concurrency)
             self.api = ApiProxy(self.functions, self.telemetry, lambda: self.hooks)
-            self.pollers = SqsPollers(self.functions, lambda: self.hooks)
+            self.pollers = SqsPollers(
+                self.functions, self.iam, lambda: self.hooks, self.weather.forecast.initial_pollers
+            )
             self._installation = seams.install(_Handlers(self))
+            if self.weather.forecast.crowded:
+                with self.weather.suspended():
+                    crowd.populate()
             self._sampler = QueueDepthSampler(self.telemetry)
             self._sampler.start()
         except BaseException:
@@ -66,6 +75,7 @@ class Runtime:
         """Stop pollers, workers and the server, remove every patch, and stop moto (its state is gone)."""
         if self._sampler is not None:
             self._sampler.stop()
+        self.weather.stop()
         if hasattr(self, "pollers"):
             self.pollers.stop()
         if hasattr(self, "functions"):
@@ -165,6 +175,28 @@ class _Handlers:
 
     def sqs_counted(self, region: str, queue: str, metric: str, count: int) -> None:
         self._rt.telemetry.sqs_metric(region, queue, metric, count)
+
+    def admit(self, request: SignedRequest) -> None:
+        if request.service == "apigateway":
+            self._rt.weather.admit("apigateway", request.action)
+
+    def short_poll(self, region: str, queue: str, wanted: int, visible: int) -> int:
+        return self._rt.weather.short_poll(wanted, visible)
+
+    def queue_counts(self, region: str, queue: str, counts: dict[str, str]) -> dict[str, str]:
+        return self._rt.weather.queue_counts(region, queue, counts)
+
+    def creating_queue(self, region: str, name: str) -> None:
+        self._rt.weather.creating_queue(region, name)
+
+    def queue_deleted(self, region: str, name: str) -> None:
+        self._rt.weather.queue_deleted(region, name)
+
+    def empty_log_page(self, region: str, group: str) -> bool:
+        return self._rt.weather.empty_log_page()
+
+    def role_changing(self, role_name: str) -> None:
+        self._rt.iam.role_changing(role_name)
 
 
 _runtime: Runtime | None = None

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from typing import Any
 
 from taskflow.arns import Arn, is_sqs_queue
-from taskflow.offline import iam, seams
+from taskflow.offline import seams
 from taskflow.offline.errors import AwsError
-from taskflow.offline.functions import Functions, Invocation
+from taskflow.offline.functions import Functions, Invocation, Throttled
 from taskflow.offline.hooks import Hooks
+from taskflow.offline.iam import Iam
 from taskflow.offline.model import Function, Mapping, Message, Queue
 
 DEFAULT_POLLERS = int(os.environ.get("TASKFLOW_OFFLINE_POLLERS", "2"))
@@ -93,9 +94,13 @@ def failed_ids(payload: bytes, batch_ids: set[str]) -> set[str] | None:
 class SqsPollers:
     """Every SQS event source mapping's pollers, and what they last reported."""
 
-    def __init__(self, functions: Functions, hooks: Callable[[], Hooks]) -> None:
+    def __init__(
+        self, functions: Functions, iam: Iam, hooks: Callable[[], Hooks], initial_pollers: int | None = None
+    ) -> None:
         self.functions = functions
+        self.iam = iam
         self._hooks = hooks
+        self.initial_pollers = initial_pollers or DEFAULT_POLLERS  # without ScalingConfig.MaximumConcurrency
         self._mappings: dict[str, MappingPollers] = {}
         self._receive_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -107,7 +112,7 @@ class SqsPollers:
         if queue is None:
             return
         for action in POLLER_ACTIONS:
-            if not iam.role_allows(fn.role, f"sqs:{action}", source_arn):
+            if not self.iam.role_allows(fn.role, f"sqs:{action}", source_arn):
                 raise AwsError(
                     "InvalidParameterValueException",
                     f"The provided execution role does not have permissions to call {action} on SQS",
@@ -162,7 +167,7 @@ class MappingPollers:
         self.region = mapping.region
         self.source_arn = mapping.source_arn
         self._stop = threading.Event()
-        count = mapping.max_concurrency or DEFAULT_POLLERS
+        count = mapping.max_concurrency or pollers.initial_pollers
         self._threads = [
             threading.Thread(target=self._poll, daemon=True, name=f"esm-{self.uuid[:8]}-{i}") for i in range(count)
         ]
@@ -220,7 +225,7 @@ class MappingPollers:
             return
         # Lambda polls with the function's role: without these permissions the mapping stalls.
         for action in POLLER_ACTIONS:
-            if not iam.role_allows(fn.role, f"sqs:{action}", queue.arn):
+            if not self.pollers.iam.role_allows(fn.role, f"sqs:{action}", queue.arn):
                 self._report(
                     f"PROBLEM: Function execution role does not have permission to call {action} on {queue.arn}"
                 )
@@ -238,7 +243,13 @@ class MappingPollers:
         invoke_ms = 0.0
         for _ in range(hooks.deliveries(fn.name)):  # a duplicate delivery: deleted if either run processed it
             invoke_started = time.perf_counter()
-            invocation = self.pollers.functions.invoke(fn, event)
+            try:
+                invocation = self.pollers.functions.invoke(fn, event)
+            except Throttled:
+                # No concurrency left: the batch is not deleted, so it returns after the visibility timeout and
+                # this receive counts towards maxReceiveCount, as Lambda's poller does.
+                self._report("PROBLEM: Function call failed: the function was throttled")
+                return
             invoke_ms += (time.perf_counter() - invoke_started) * 1000
             outcome = self._failures(mapping, invocation, ids)
             if outcome is not None:

@@ -12,9 +12,11 @@ import threading
 import time
 from typing import Any
 
-from taskflow.offline import iam, seams
+from taskflow.offline import seams
 from taskflow.offline.account import ACCOUNT_ID, REGION
+from taskflow.offline.iam import Iam
 from taskflow.offline.model import Function
+from taskflow.offline.weather import Weather
 
 
 def log_events(lines: list[tuple[str, float]]) -> list[dict[str, Any]]:
@@ -54,10 +56,34 @@ def emf_data(message: str) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 class Telemetry:
-    """Writes the runtime's logs and metrics into moto's CloudWatch Logs and CloudWatch."""
+    """Writes the runtime's logs and metrics into moto's CloudWatch Logs and CloudWatch, as late as the weather
+    says they arrive (log events seconds late; metrics minutes late, each namespace on its own)."""
 
-    def __init__(self) -> None:
+    def __init__(self, iam: Iam, weather: Weather) -> None:
+        self.iam = iam
+        self.weather = weather
         self._log_lock = threading.Lock()
+
+    def _put_metrics(self, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
+        """Publish data points stamped now, arriving after the namespace's delay."""
+        at = time.time()
+        self.weather.later(
+            self.weather.metric_delay(namespace), lambda: seams.cloudwatch.put_metric_data(region, namespace, data, at)
+        )
+
+    def _ingest(self, region: str, group: str, stream: str, events: list[dict[str, Any]]) -> None:
+        """Log events become visible (and their EMF lines metrics) after the ingestion delay."""
+
+        def deliver() -> None:
+            with self._log_lock:
+                if not seams.logs.stream_exists(region, group, stream):
+                    return  # the group was deleted meanwhile: events on their way to it are lost, as on AWS
+                seams.logs.put_events(region, group, stream, events)
+            for event in events:
+                for namespace, data in emf_data(event["message"]):
+                    self._put_metrics(region, namespace, data)
+
+        self.weather.later(self.weather.delay(self.weather.forecast.log_delay), deliver)
 
     def write_logs(self, fn: Function, stream: str, lines: list[tuple[str, float]]) -> None:
         """Write a function's log lines to its log group, if its role is allowed to."""
@@ -67,21 +93,18 @@ class Telemetry:
         arn = f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}"
         with self._log_lock:
             if not seams.logs.group_exists(region, group):
-                if not iam.role_allows(fn.role, "logs:CreateLogGroup", f"{arn}:*"):
+                if not self.iam.role_allows(fn.role, "logs:CreateLogGroup", f"{arn}:*"):
                     return
                 seams.logs.create_group(region, group)
             if not seams.logs.stream_exists(region, group, stream):
-                if not iam.role_allows(fn.role, "logs:CreateLogStream", f"{arn}:log-stream:{stream}"):
+                if not self.iam.role_allows(fn.role, "logs:CreateLogStream", f"{arn}:log-stream:{stream}"):
                     return
                 seams.logs.create_stream(region, group, stream)
-            if not iam.role_allows(fn.role, "logs:PutLogEvents", f"{arn}:log-stream:{stream}"):
+            if not self.iam.role_allows(fn.role, "logs:PutLogEvents", f"{arn}:log-stream:{stream}"):
                 return
-            events = log_events(lines)
-            if events:
-                seams.logs.put_events(region, group, stream, events)
-        for event in events:
-            for namespace, data in emf_data(event["message"]):
-                seams.cloudwatch.put_metric_data(region, namespace, data)
+        events = log_events(lines)
+        if events:
+            self._ingest(region, group, stream, events)
 
     def execution_log(self, api_id: str, stage: str, region: str, message: str) -> None:
         """API Gateway's execution log, where a permission or integration failure is explained."""
@@ -92,12 +115,12 @@ class Telemetry:
                 seams.logs.create_group(region, group)
             if not seams.logs.stream_exists(region, group, stream):
                 seams.logs.create_stream(region, group, stream)
-            seams.logs.put_events(region, group, stream, [{"timestamp": int(time.time() * 1000), "message": message}])
+        self._ingest(region, group, stream, [{"timestamp": int(time.time() * 1000), "message": message}])
 
     def lambda_metrics(self, fn: Function, duration_ms: float, *, errored: bool) -> None:
         """AWS/Lambda Invocations, Errors, Duration and Throttles for one invocation."""
         dims = [{"Name": "FunctionName", "Value": fn.name}]
-        seams.cloudwatch.put_metric_data(
+        self._put_metrics(
             fn.region,
             "AWS/Lambda",
             [
@@ -108,9 +131,16 @@ class Telemetry:
             ],
         )
 
+    def throttled(self, fn: Function) -> None:
+        """AWS/Lambda Throttles for an invocation refused for want of concurrency."""
+        dims = [{"Name": "FunctionName", "Value": fn.name}]
+        self._put_metrics(
+            fn.region, "AWS/Lambda", [{"MetricName": "Throttles", "Value": 1.0, "Unit": "Count", "Dimensions": dims}]
+        )
+
     def sqs_metric(self, region: str, queue: str, name: str, value: float) -> None:
         dims = [{"Name": "QueueName", "Value": queue}]
-        seams.cloudwatch.put_metric_data(
+        self._put_metrics(
             region, "AWS/SQS", [{"MetricName": name, "Value": float(value), "Unit": "Count", "Dimensions": dims}]
         )
 

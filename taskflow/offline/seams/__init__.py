@@ -24,6 +24,8 @@ PATCHES: tuple[Patch, ...] = (
     *apigateway.PATCHES,
     *sqs.PATCHES,
     *dynamodb.PATCHES,
+    *iam.PATCHES,
+    *logs.PATCHES,
 )
 READS: tuple[Read, ...] = (
     *core.READS,

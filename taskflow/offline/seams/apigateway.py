@@ -16,6 +16,7 @@ from moto.core.models import responses_mock
 
 from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.model import Method, Resource, RestApi
+from taskflow.offline.seams.core import paged
 from taskflow.offline.seams.records import Installation, Patch, Read
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -98,7 +99,22 @@ def _find_stage_routes_first(original: Any, inst: Installation) -> Any:
     return find
 
 
+def _rest_apis_paged(original: Any, inst: Installation) -> Any:
+    """GetRestApis answers 25 APIs per call unless ``limit`` asks for more (at most 500)."""
+    return paged(
+        original, items="item", token_in="position", token_out="position", size_in="limit", default=25, largest=500
+    )
+
+
 PATCHES = (
+    Patch(
+        "moto.apigateway.responses",
+        "APIGatewayResponse",
+        "get_rest_apis",
+        "page GetRestApis as API Gateway does",
+        _rest_apis_paged,
+        ("self",),
+    ),
     Patch(
         "moto.apigateway.models",
         "RestAPI",

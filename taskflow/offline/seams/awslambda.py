@@ -16,7 +16,7 @@ from taskflow.arns import is_sqs_queue
 from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.errors import AwsError
 from taskflow.offline.model import Function, Mapping
-from taskflow.offline.seams.core import moto_error
+from taskflow.offline.seams.core import moto_error, paged
 from taskflow.offline.seams.records import Installation, Patch, Read
 
 
@@ -130,7 +130,49 @@ def _get_configuration(original: Any, inst: Installation) -> Any:
     return get_configuration
 
 
+def _list_functions_paged(original: Any, inst: Installation) -> Any:
+    """ListFunctions answers at most 50 functions per call, whatever MaxItems asks (botocore's model says so)."""
+    return paged(
+        original,
+        items="Functions",
+        token_in="Marker",
+        token_out="NextMarker",
+        size_in="MaxItems",
+        default=50,
+        largest=50,
+    )
+
+
+def _list_mappings_paged(original: Any, inst: Installation) -> Any:
+    """ListEventSourceMappings answers at most 100 mappings per call."""
+    return paged(
+        original,
+        items="EventSourceMappings",
+        token_in="Marker",
+        token_out="NextMarker",
+        size_in="MaxItems",
+        default=100,
+        largest=100,
+    )
+
+
 PATCHES = (
+    Patch(
+        "moto.awslambda.responses",
+        "LambdaResponse",
+        "list_functions",
+        "page ListFunctions as Lambda does",
+        _list_functions_paged,
+        ("self",),
+    ),
+    Patch(
+        "moto.awslambda.responses",
+        "LambdaResponse",
+        "list_event_source_mappings",
+        "page ListEventSourceMappings as Lambda does",
+        _list_mappings_paged,
+        ("self",),
+    ),
     Patch(
         "moto.awslambda.models",
         "LambdaFunction",

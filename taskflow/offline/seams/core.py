@@ -11,7 +11,10 @@ backends returned without the global lock, and the loopback server's service loo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
+import json
 import logging
 import re
 import string
@@ -43,15 +46,24 @@ class _QueryError(moto_exceptions._RESTError):
         self.code = error.status
 
 
+class _JsonError(moto_exceptions.JsonRESTError):
+    """A JSON error response, with any headers the service adds (moto sends those ``get_headers`` gives)."""
+
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [*super().get_headers(*args, **kwargs), *self.extra_headers]
+
+
 def moto_error(error: AwsError, service: str = "") -> Exception:
     """The moto exception that serialises ``error`` as ``service`` would send it."""
     if service in QUERY_SERVICES:
         return _QueryError(error)
-    err = moto_exceptions.JsonRESTError(error.code, error.message)
+    err = _JsonError(error.code, error.message)
     err.code = error.status
     if error.query_code:
         # SQS speaks JSON but keeps its query-API error codes; botocore reads them from this header.
-        err.headers = {**getattr(err, "headers", {}), "x-amzn-query-error": error.query_code}
+        err.extra_headers = (("x-amzn-query-error", error.query_code),)
     return err
 
 
@@ -105,8 +117,6 @@ class _Request:
 
     @cached_property
     def json_body(self) -> dict[str, Any]:
-        import json
-
         body = self._handler.body
         if isinstance(body, dict):
             return body
@@ -152,12 +162,45 @@ def _authorize(original: Any, inst: Installation) -> Any:
         key, service = (match.group(1), match.group(2)) if match else (None, "")
         request = _Request(handler, iam_request_cls, resource, key, service)
         try:
+            inst.handlers.admit(request)
             inst.handlers.authorize(request)
         except AwsError as err:
             raise moto_error(err, service) from None
 
     _authenticate_and_authorize_action.__wrapped__ = original  # type: ignore[attr-defined]
     return _authenticate_and_authorize_action
+
+
+# --- paging -----------------------------------------------------------------------------------------------
+
+
+def paged(original: Any, *, items: str, token_in: str, token_out: str, size_in: str, default: int, largest: int) -> Any:
+    """Wrap a response method that answers one JSON list with all of it, to answer one page at a time.
+
+    The page holds ``size_in`` items (``default`` if not given, never more than ``largest``) from the position
+    the opaque ``token_in`` marks; ``token_out`` marks the next page when there is one, as AWS's list APIs do.
+    """
+
+    def page(handler: Any) -> Any:
+        answer = original(handler)
+        body = answer if isinstance(answer, str) else None
+        if body is None:
+            return answer
+        document = json.loads(body)
+        listed = document.get(items) or []
+        query = handler.querystring
+        try:
+            start = int(base64.b64decode((query.get(token_in) or [""])[0] or b"MA==").decode())
+            size = min(int((query.get(size_in) or [default])[0]), largest)
+        except (ValueError, binascii.Error):
+            raise moto_error(AwsError("InvalidParameterValueException", f"Invalid {token_in} or {size_in}")) from None
+        document[items] = listed[start : start + size]
+        document.pop(token_out, None)
+        if start + size < len(listed):
+            document[token_out] = base64.b64encode(str(start + size).encode()).decode()
+        return json.dumps(document)
+
+    return page
 
 
 # --- speed-ups ---------------------------------------------------------------------------------------------
@@ -300,6 +343,7 @@ READS = (
     Read("moto.core.responses", "BaseResponse.normalized_request", "a request's form, as sent"),
     Read("moto.core.responses", "BaseResponse.current_account", "a request's account"),
     Read("moto.core.responses", "BaseResponse.region", "a request's region"),
+    Read("moto.core.responses", "BaseResponse.querystring", "a request's query parameters (paging)"),
 )
 
 

@@ -13,7 +13,7 @@ from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
 from taskflow.offline.account import ACCOUNT_ID, PARTITION
-from taskflow.offline.seams.records import Read
+from taskflow.offline.seams.records import Installation, Patch, Read
 
 ALLOWED, DENIED, NOT_MATCHED = "allowed", "denied", "not matched"
 _RESULTS = {PermissionResult.PERMITTED: ALLOWED, PermissionResult.DENIED: DENIED}
@@ -67,6 +67,38 @@ def assume_role(role_arn: str, session_name: str, region: str) -> tuple[str, str
     )
     return assumed.access_key_id, assumed.secret_access_key, assumed.session_token
 
+
+def _announced(role_argument: str) -> Any:
+    """A replacement that tells the runtime a role is about to change (IAM propagates changes late)."""
+
+    def replace(original: Any, inst: Installation) -> Any:
+        import inspect
+
+        position = list(inspect.signature(original).parameters).index(role_argument)
+
+        def changing(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            role = kwargs[role_argument] if role_argument in kwargs else args[position - 1]
+            inst.handlers.role_changing(role)
+            return original(backend, *args, **kwargs)
+
+        return changing
+
+    return replace
+
+
+_IAM = ("moto.iam.models", "IAMBackend")
+PATCHES = tuple(
+    Patch(*_IAM, name, f"IAM propagates {name} late", _announced("role_name"), parameters)
+    for name, parameters in (
+        ("create_role", ("self", "role_name")),
+        ("delete_role", ("self", "role_name")),
+        ("put_role_policy", ("self", "role_name")),
+        ("delete_role_policy", ("self", "role_name")),
+        ("update_assume_role_policy", ("self", "role_name")),
+        ("attach_role_policy", ("self", "policy_arn", "role_name")),
+        ("detach_role_policy", ("self", "policy_arn", "role_name")),
+    )
+)
 
 READS = (
     Read("moto.iam.models", "iam_backends", "the backends of IAM"),

@@ -22,7 +22,9 @@ from moto.sqs.models import sqs_backends
 
 from taskflow.arns import Arn
 from taskflow.offline.account import ACCOUNT_ID
+from taskflow.offline.errors import AwsError
 from taskflow.offline.model import Message, Queue
+from taskflow.offline.seams.core import moto_error
 from taskflow.offline.seams.records import Installation, Patch, Read
 
 RECEIPT_HANDLE_LENGTH = 185  # as moto.sqs.utils.generate_receipt_handle
@@ -66,7 +68,7 @@ def _message_view(message: Any) -> Message:
 def receive(region: str, name: str, count: int, visibility_timeout: int) -> list[Message]:
     """Receive up to ``count`` visible messages (no wait), with all their attributes."""
     got = sqs_backends[ACCOUNT_ID][region].receive_message(
-        name, count, 0, visibility_timeout, message_attribute_names=["All"]
+        name, count, 0, visibility_timeout, message_attribute_names=["All"], taskflow_poller=True
     )
     return [_message_view(m) for m in got]
 
@@ -105,14 +107,71 @@ def _counted_send(original: Any, inst: Installation) -> Any:
     return send_message
 
 
-def _counted_receive(original: Any, inst: Installation) -> Any:
-    def receive_message(backend: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
-        messages = original(backend, queue_name, *args, **kwargs)
+def _sampled_counted_receive(original: Any, inst: Installation) -> Any:
+    """A client's short poll (no WaitTimeSeconds) asks the weather how many of the visible messages the servers
+    it samples hold; Lambda's poller (``taskflow_poller``) long-polls, so it sees them all. Both are counted."""
+
+    def receive_message(
+        backend: Any,
+        queue_name: str,
+        count: int,
+        wait_seconds_timeout: int,
+        visibility_timeout: int,
+        *args: Any,
+        taskflow_poller: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        if not taskflow_poller and not wait_seconds_timeout:
+            visible = len(backend.get_queue(queue_name).messages)
+            count = inst.handlers.short_poll(backend.region_name, queue_name, int(count), visible)
+            if count <= 0:
+                return []
+        messages = original(backend, queue_name, count, wait_seconds_timeout, visibility_timeout, *args, **kwargs)
         if messages:
             inst.handlers.sqs_counted(backend.region_name, queue_name, "NumberOfMessagesReceived", len(messages))
         return messages
 
     return receive_message
+
+
+APPROXIMATE = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+def _lagging_counts(original: Any, inst: Installation) -> Any:
+    """GetQueueAttributes' approximate counts, as the weather says a client sees them (they may lag)."""
+
+    def get_queue_attributes(backend: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        attributes: dict[str, Any] = original(backend, queue_name, attribute_names)
+        counts = {name: attributes[name] for name in APPROXIMATE if name in attributes}
+        if counts:
+            attributes.update(inst.handlers.queue_counts(backend.region_name, queue_name, counts))
+        return attributes
+
+    return get_queue_attributes
+
+
+def _remembered_create(original: Any, inst: Installation) -> Any:
+    def create_queue(backend: Any, name: str, tags: Any = None, **kwargs: Any) -> Any:
+        if name not in backend.queues:
+            try:
+                inst.handlers.creating_queue(backend.region_name, name)
+            except AwsError as err:
+                raise moto_error(err, "sqs") from None
+        return original(backend, name, tags, **kwargs)
+
+    return create_queue
+
+
+def _remembered_delete(original: Any, inst: Installation) -> Any:
+    def delete_queue(backend: Any, queue_name: str) -> None:
+        original(backend, queue_name)
+        inst.handlers.queue_deleted(backend.region_name, queue_name)
+
+    return delete_queue
 
 
 def _locked_counted_delete(original: Any, inst: Installation) -> Any:
@@ -212,8 +271,8 @@ PATCHES = (
     Patch(
         *_BACKEND,
         "receive_message",
-        "count received messages",
-        _counted_receive,
+        "sample short polls, and count received messages",
+        _sampled_counted_receive,
         ("self", "queue_name", "count", "wait_seconds_timeout", "visibility_timeout", "message_attribute_names"),
     ),
     Patch(
@@ -230,6 +289,15 @@ PATCHES = (
         _retention_in_constant_time,
         ("self", "queue_name", "message"),
     ),
+    Patch(
+        *_BACKEND,
+        "get_queue_attributes",
+        "approximate counts that may lag",
+        _lagging_counts,
+        ("self", "queue_name", "attribute_names"),
+    ),
+    Patch(*_BACKEND, "create_queue", "keep a deleted queue's name taken", _remembered_create, ("self", "name", "tags")),
+    Patch(*_BACKEND, "delete_queue", "remember when a queue was deleted", _remembered_delete, ("self", "queue_name")),
     Patch(*_QUEUE, "messages", "count visible messages with one clock read", _visible, ("self",)),
     Patch(
         *_QUEUE,
