@@ -34,9 +34,11 @@ from dataclasses import dataclass
 
 from botocore.exceptions import ClientError
 
+from taskflow import clock
 from taskflow.arns import Arn
 from taskflow.naming import DEFAULT_LEARNER, WORKSHOP_TAG, Names
 from taskflow.polling import WaitTimeout, wait_until
+from taskflow.retries import API_DELETE, NOT_FOUND, retry
 from taskflow.target import Target
 
 # Deletion order: what depends on something is deleted before it.
@@ -50,16 +52,8 @@ ORDER: tuple[tuple[str, str], ...] = (
     ("iam", "role"),
 )
 _RANK = {kind: i for i, kind in enumerate(ORDER)}
-NOT_FOUND = {
-    "ResourceNotFoundException",
-    "NotFoundException",
-    "NoSuchEntity",
-    "AWS.SimpleQueueService.NonExistentQueue",
-    "QueueDoesNotExist",
-}
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException"}
 ROLE_PREFIXES = tuple(Names().functions)  # every workshop role is named <function>-role
-API_DELETE_TRIES = 12  # API Gateway allows one DeleteRestApi every 30 s per account: wait up to ~6 min
 _sleep: Callable[[float], None] = time.sleep  # replaced in tests
 
 
@@ -310,14 +304,7 @@ def _delete_rest_api(env: Target, api_id: str) -> None:
     """Delete an API, waiting out API Gateway's one-DeleteRestApi-per-30-s account limit."""
     apigw = env.client("apigateway")
     apigw.get_rest_api(restApiId=api_id)  # NotFound if it is already gone
-    for attempt in range(API_DELETE_TRIES):
-        try:
-            apigw.delete_rest_api(restApiId=api_id)
-            return
-        except ClientError as err:
-            if _code(err) != "TooManyRequestsException" or attempt == API_DELETE_TRIES - 1:
-                raise
-            _sleep(31.0)
+    retry(lambda: apigw.delete_rest_api(restApiId=api_id), API_DELETE, sleep=lambda s: _sleep(clock.seconds(s)))
 
 
 def _delete_role(env: Target, role: str) -> None:

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 import taskflow
-from taskflow import sweep
+from taskflow import clock, sweep
 from taskflow.naming import Names, tags_for
 from taskflow.target import Target
 
@@ -272,6 +272,7 @@ def test_rest_api_deletion_waits_out_the_account_rate_limit(monkeypatch: pytest.
     target, stub = _stubbed_target("apigateway")
     slept: list[float] = []
     monkeypatch.setattr(sweep, "_sleep", slept.append)
+    monkeypatch.setattr(clock, "_speedup", 1.0)  # AWS's pace (an offline connect() earlier may have set another)
     stub.add_response("get_rest_api", {"id": "abc123", "name": "taskflow-api-alice"}, {"restApiId": "abc123"})
     stub.add_client_error("delete_rest_api", "TooManyRequestsException", http_status_code=429)
     stub.add_response("delete_rest_api", {}, {"restApiId": "abc123"})
