@@ -319,6 +319,32 @@ def check_permissions(env: Target, actions: Sequence[str] | None = None) -> list
     return checks
 
 
+# What one learner's Day 3 burst runs at once: 8 concurrent create_task invocations and the mapping's 2 pollers.
+CONCURRENCY_PER_LEARNER = 10
+
+
+def check_concurrency(env: Target, class_size: int = 1) -> Check:
+    """The account's Lambda concurrency against what ``class_size`` learners bursting at once need.
+
+    New accounts get a reduced quota (as low as 10); a class shares one account's.
+    """
+    try:
+        limits = env.client("lambda").get_account_settings()["AccountLimit"]
+    except (ClientError, BotoCoreError) as err:
+        return Check("Lambda concurrency", False, f"could not read the account's settings: {err}")
+    total, unreserved = limits["ConcurrentExecutions"], limits["UnreservedConcurrentExecutions"]
+    need = CONCURRENCY_PER_LEARNER * class_size
+    who = "you" if class_size == 1 else f"a class of {class_size}"
+    detail = f"{unreserved} of {total} concurrent executions unreserved; {who} bursting at once need about {need}"
+    if unreserved < need:
+        return Check(
+            "Lambda concurrency",
+            False,
+            detail + ": ask for more in Service Quotas (Lambda, Concurrent executions), or stagger the Day 3 bursts",
+        )
+    return Check("Lambda concurrency", True, detail)
+
+
 def check_aws(env: Target, expect_region: str | None = None, actions: Sequence[str] | None = None) -> list[Check]:
     checks = [Check("Credentials", True, f"account {env.account_id} as {env.caller_arn}")]
     if expect_region and expect_region != env.region:
@@ -343,7 +369,7 @@ def table(checks: Sequence[Check]) -> str:
     return "\n".join(f"{'✅' if c.ok else '❌'}  {c.name:<{width}}  {c.detail}" for c in checks)
 
 
-def run(expect_region: str | None = None) -> list[Check]:
+def run(expect_region: str | None = None, class_size: int = 1) -> list[Check]:
     checks = [check_python(), *check_packages()]
     env, target = check_target()
     checks.append(target)
@@ -354,15 +380,19 @@ def run(expect_region: str | None = None) -> list[Check]:
         offline.stop()  # ends the function's worker processes
     elif env is not None:
         checks += check_aws(env, expect_region)
+        checks.append(check_concurrency(env, class_size))
     return checks
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m taskflow.preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--expect-region", help="the region the class uses (AWS only): fail if yours differs")
+    parser.add_argument(
+        "--class-size", type=int, default=1, help="learners sharing this account (AWS only): checks Lambda concurrency"
+    )
     args = parser.parse_args(argv)
     print("Taskflow pre-flight check\n")
-    checks = run(args.expect_region)
+    checks = run(args.expect_region, args.class_size)
     print(table(checks))
     failed = [c for c in checks if not c.ok]
     if failed:

@@ -243,6 +243,9 @@ def test_aws_preflight_end_to_end_with_stubs(
         stub = Stubber(client)
         if name == "sts":
             stub.add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": USER, "UserId": "AIDAX"})
+        if name == "lambda":
+            limits = {"ConcurrentExecutions": 1000, "UnreservedConcurrentExecutions": 1000}
+            stub.add_response("get_account_settings", {"AccountLimit": limits})
         if name == "iam":
             for resources, group in groups.items():
                 decision = "implicitDeny" if "sqs:DeleteQueue" in group else "allowed"
@@ -267,8 +270,26 @@ def test_aws_preflight_end_to_end_with_stubs(
     assert re.search(
         rf"❌  Permissions: sqs +denied: sqs:DeleteQueue on arn:aws:sqs:{REGION}:{ACCOUNT}:taskQueue-alice ", out
     )
+    assert "✅  Lambda concurrency" in out and "1000 of 1000 concurrent executions unreserved" in out
     assert "1 of" in out and "checks failed" in out
     assert all(not s._queue for s in stubbers)
+
+
+@pytest.mark.parametrize(("unreserved", "class_size", "ok"), [(10, 1, True), (10, 30, False), (1000, 30, True)])
+def test_concurrency_is_checked_against_the_class(unreserved: int, class_size: int, ok: bool) -> None:
+    """New accounts get a reduced concurrency quota (docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html);
+    a class shares one account's, and each learner's Day 3 burst runs about 10 executions at once."""
+    env = aws_target()
+    client = env.session.client("lambda", region_name=REGION)
+    env._clients["lambda"] = client
+    with Stubber(client) as stub:
+        limits = {"ConcurrentExecutions": max(unreserved, 10), "UnreservedConcurrentExecutions": unreserved}
+        stub.add_response("get_account_settings", {"AccountLimit": limits})
+        check = preflight.check_concurrency(env, class_size)
+    assert check.ok is ok
+    assert f"about {10 * class_size}" in check.detail
+    if not ok:
+        assert "Service Quotas" in check.detail
 
 
 @pytest.mark.skipif(not preflight.LEARNER_POLICY.exists(), reason="policies/learner.json is not written yet")
