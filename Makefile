@@ -32,9 +32,10 @@ lint: $(STAMP)
 	$(if $(NOTEBOOKS),$(BIN)/nbstripout --keep-output --keep-count --verify $(NOTEBOOKS))
 
 # Before class: Python, packages, the target; offline the runtime, on AWS credentials, region and permissions.
-# WORKSHOP_TARGET=aws EXPECT_REGION=eu-west-1 make preflight checks a real account against the class's region.
+# WORKSHOP_TARGET=aws EXPECT_REGION=eu-west-1 make preflight checks a real account against the class's region;
+# CLASS_SIZE=30 also checks its Lambda concurrency against thirty learners bursting at once.
 preflight: $(STAMP)
-	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/python -m taskflow.preflight $(if $(EXPECT_REGION),--expect-region $(EXPECT_REGION))
+	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/python -m taskflow.preflight $(if $(EXPECT_REGION),--expect-region $(EXPECT_REGION)) $(if $(CLASS_SIZE),--class-size $(CLASS_SIZE))
 
 # Every test runs offline: no profile, no endpoint, no learner suffix, calm weather unless a target says otherwise.
 OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSHOP_LEARNER= WORKSHOP_WEATHER=
