@@ -242,6 +242,13 @@ def test_every_moto_attribute_a_seam_uses_is_declared(path: Path) -> None:
             modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
         if isinstance(node, ast.ClassDef):  # attributes the seam module's own classes set on themselves
             own |= {t.attr for t in ast.walk(node) if isinstance(t, ast.Attribute) and isinstance(t.ctx, ast.Store)}
+            own |= {  # and the names its body defines (class attributes and methods)
+                t.id
+                for stmt in node.body
+                if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+                for t in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+                if isinstance(t, ast.Name)
+            }
     used = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):

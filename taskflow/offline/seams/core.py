@@ -324,6 +324,12 @@ READS = (
     Read("moto.server", "ThreadedMotoServer.get_host_and_port", "the loopback server's address", ("self",)),
     Read("moto.server", "ThreadedMotoServer.stop", "stop the loopback server", ("self",)),
     Read("moto.core.exceptions", "JsonRESTError", "JSON error responses"),
+    Read(
+        "moto.core.exceptions",
+        "JsonRESTError.get_headers",
+        "the headers moto sends with an error response (SQS adds x-amzn-query-error)",
+        ("self",),
+    ),
     Read("moto.core.exceptions", "_RESTError", "XML error responses (query protocol)"),
     Read(
         "moto.iam.access_control",
