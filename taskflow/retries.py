@@ -86,9 +86,12 @@ def retry(
     call: Callable[[], T],
     *temporary: Temporary,
     say: Callable[[str], None] = print,
-    sleep: Callable[[float], None] = clock.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
-    """Return ``call()``; while it fails with one of the ``temporary`` errors, say why, wait, and call again."""
+    """Return ``call()``; while it fails with one of the ``temporary`` errors, say why, wait, and call again.
+
+    The first of ``temporary`` that matches is the reason; ``sleep`` defaults to the workshop clock's.
+    """
     attempts: dict[Temporary, int] = {}
     while True:
         try:
@@ -101,7 +104,7 @@ def retry(
             if attempts[reason] >= reason.tries:
                 raise
             say(f"{WAITING} {reason.why}: trying again in {reason.wait:g} s.")
-            sleep(reason.wait)
+            (sleep or clock.sleep)(reason.wait)
 
 
 @dataclass
@@ -115,7 +118,7 @@ class Deletions:
     def run(self, what: str, call: Callable[[], Any], *temporary: Temporary) -> bool:
         """Delete ``what`` with ``call``; True when it is gone (now or before), False when it failed."""
         try:
-            retry(call, API_CHANGE, *temporary)
+            retry(call, *temporary, API_CHANGE)  # the caller's reasons first: they know the call's own quota
             self.deleted.append(what)
         except ClientError as err:
             if error_code(err) not in NOT_FOUND:
