@@ -59,7 +59,7 @@ class Target:
         """A boto3 client for ``service`` in this target's session and region (cached).
 
         A class shares one account's quotas: clients retry throttled calls in botocore's ``adaptive`` mode
-        (which also slows down after a throttle) with up to 10 attempts, not the default 3 (legacy: 5).
+        (which also slows down after a throttle) up to 10 times, not the default 4 retries (legacy mode).
         """
         if service not in self._clients:
             self._clients[service] = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)

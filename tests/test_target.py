@@ -179,6 +179,12 @@ def test_aws_prints_account_region_and_caller(
     assert "210987654321" in out and "eu-west-1" in out and "user/instructor" in out
     assert all(not s._queue for s in stubbers)
 
+    # A class shares the account's quotas: botocore's default (legacy, 5 attempts) gives up on a throttle within
+    # seconds; adaptive mode also slows the client down after one
+    # (https://docs.aws.amazon.com/boto3/latest/guide/retries.html).
+    retry = env.client("sts").meta.config.retries
+    assert retry == {"mode": "adaptive", "total_max_attempts": 11}  # botocore counts the first try too
+
 
 def test_learner_suffix_reaches_the_target(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSHOP_LEARNER", "alice")
