@@ -40,6 +40,7 @@ class Target:
     caller_arn: str
     names: Names
     tags: dict[str, str]
+    banner: str = ""  # the lines connect() prints, every time it is called
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -85,8 +86,8 @@ def requested_target() -> str:
 def connect() -> Target:
     """Return the target for this kernel, setting it up on the first call.
 
-    A second call returns the same target. Asking for a different target in the same kernel is
-    refused: restart the kernel instead, so resources are never split across two places.
+    It prints where calls go, every time. A second call returns the same target. Asking for a different target
+    in the same kernel is refused: restart the kernel instead, so resources are never split across two places.
     """
     global _current
     kind = requested_target()
@@ -96,9 +97,13 @@ def connect() -> Target:
                 f"This kernel is already connected to {_current.kind!r}; WORKSHOP_TARGET now asks for "
                 f"{kind!r}. Restart the kernel to switch targets."
             )
-        return _current
-    names = Names(learner_from_env())
-    _current = _connect_offline(names) if kind == "offline" else _connect_aws(names)
+    else:
+        names = Names(learner_from_env())
+        _current = _connect_offline(names) if kind == "offline" else _connect_aws(names)
+        from taskflow import missing_steps
+
+        missing_steps.install(_current)
+    print(_current.banner)
     return _current
 
 
@@ -128,7 +133,18 @@ def _connect_offline(names: Names) -> Target:
     runtime = offline.start()
     clock.set_speedup(weather.SPEEDUP)
     session = boto3.Session(region_name=OFFLINE_REGION)
-    target = Target(
+    banner = (
+        f"Target: OFFLINE (moto {runtime.moto_version} in this kernel, account {OFFLINE_ACCOUNT}, "
+        f"region {OFFLINE_REGION}); nothing reaches a real AWS account."
+    )
+    forecast = runtime.weather.forecast
+    if not forecast.calm:
+        banner += (
+            f"\n🌦 AWS weather: {forecast.kind} (AWS's delays, sampling and quotas"
+            + (", and a class's crowded account" if forecast.crowded else "")
+            + f", {weather.SPEEDUP:g}x faster)."
+        )
+    return Target(
         kind="offline",
         session=session,
         region=OFFLINE_REGION,
@@ -136,23 +152,25 @@ def _connect_offline(names: Names) -> Target:
         caller_arn=f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/moto",
         names=names,
         tags=tags_for(names.learner),
+        banner=banner,
     )
-    print(
-        f"Target: OFFLINE (moto {runtime.moto_version} in this kernel, account {OFFLINE_ACCOUNT}, "
-        f"region {OFFLINE_REGION}); nothing reaches a real AWS account."
-    )
-    forecast = runtime.weather.forecast
-    if not forecast.calm:
-        print(
-            f"🌦 AWS weather: {forecast.kind} (AWS's delays, sampling and quotas"
-            + (", and a class's crowded account" if forecast.crowded else "")
-            + f", {weather.SPEEDUP:g}x faster)."
-        )
-    return target
+
+
+def _aws_session() -> boto3.Session:
+    """boto3's default session; a profile that does not exist is a short TargetError, not a traceback."""
+    try:
+        return boto3.Session()
+    except botocore.exceptions.ProfileNotFound as err:
+        profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or err.kwargs["profile"]
+        raise TargetError(
+            f"WORKSHOP_TARGET=aws asks for the profile {profile!r} (AWS_PROFILE), which is not configured here. "
+            "List your profiles with `aws configure list-profiles` (or read ~/.aws/config), set AWS_PROFILE to "
+            "one of them (or `aws configure --profile NAME` to create it), then restart the kernel."
+        ) from None
 
 
 def _connect_aws(names: Names) -> Target:
-    session = boto3.Session()
+    session = _aws_session()
     region = session.region_name or os.environ.get("AWS_REGION")  # botocore reads only AWS_DEFAULT_REGION
     if region and not session.region_name:
         session = boto3.Session(region_name=region)
@@ -171,7 +189,7 @@ def _connect_aws(names: Names) -> Target:
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
         raise TargetError(f"WORKSHOP_TARGET=aws but the credentials do not work: {err}") from err
     clock.set_speedup(1.0)
-    target = Target(
+    return Target(
         kind="aws",
         session=session,
         region=region,
@@ -179,12 +197,11 @@ def _connect_aws(names: Names) -> Target:
         caller_arn=identity["Arn"],
         names=names,
         tags=tags_for(names.learner),
+        banner=(
+            f"Target: REAL AWS account {identity['Account']}, region {region}, as {identity['Arn']}. "
+            "Resources you create here are real and may cost money."
+        ),
     )
-    print(
-        f"Target: REAL AWS account {target.account_id}, region {region}, as {target.caller_arn}. "
-        "Resources you create here are real and may cost money."
-    )
-    return target
 
 
 def _reset_for_tests() -> None:

@@ -35,6 +35,23 @@ def test_explicit_offline_and_same_target_twice(monkeypatch: pytest.MonkeyPatch)
     assert taskflow.connect() is first
 
 
+def test_every_connect_says_where_calls_go(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A learner who re-runs Step 0 (or a catch-up that runs another notebook) still sees the target."""
+    monkeypatch.delenv("WORKSHOP_TARGET", raising=False)
+    taskflow.connect()
+    first = capsys.readouterr().out
+    taskflow.connect()
+    assert capsys.readouterr().out == first and first.startswith("Target: OFFLINE")
+
+
+def test_a_missing_profile_is_a_short_target_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _aws_session(monkeypatch, region="eu-west-1", creds=True)
+    monkeypatch.setenv("AWS_PROFILE", "workshop")
+    with pytest.raises(target.TargetError, match=r"'workshop'.*aws configure list-profiles") as raised:
+        taskflow.connect()
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
 def test_bad_value_names_the_allowed_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKSHOP_TARGET", "prod")
     with pytest.raises(target.TargetError, match=r"'prod'.*offline, aws"):
