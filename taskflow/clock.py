@@ -18,6 +18,11 @@ def set_speedup(speedup: float) -> None:
     _speedup = max(1.0, float(speedup))
 
 
+def compressed() -> bool:
+    """Do AWS's delays run faster here (offline) than on AWS?"""
+    return _speedup > 1
+
+
 def seconds(aws_seconds: float) -> float:
     """How long ``aws_seconds`` of AWS's time takes here."""
     return aws_seconds / _speedup
