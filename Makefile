@@ -8,21 +8,26 @@ STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 WORKSHOP_TARGET ?= offline
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# No "get notified about Jupyter news?" popup and no update check: a learner opens the notebooks, nothing else.
+# JupyterLab reads settings overrides from its environment's share/jupyter/lab/settings (jupyter/overrides.json).
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
+LAB_QUIET := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
 .PHONY: lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns rehearse diagrams bench preflight clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0] + ": set PYTHON=python3.12 (or similar)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@mkdir -p $(LAB_SETTINGS) && cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
 	@touch $@
 
 lab: $(STAMP)
 	@echo "Starting JupyterLab on notebooks/ with WORKSHOP_TARGET=$(WORKSHOP_TARGET). Open the http://127.0.0.1 URL printed below; Ctrl-C stops it."
 	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/jupyter lab --notebook-dir=. --LabApp.default_url=/lab/tree/notebooks \
-		--ip=127.0.0.1 --no-browser $(ROOT_FLAG)
+		--ip=127.0.0.1 --no-browser $(ROOT_FLAG) $(LAB_QUIET)
 
 test: lint unit notebooks
 
