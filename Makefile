@@ -13,7 +13,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 LAB_QUIET := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
-.PHONY: lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns rehearse diagrams bench preflight clean
+.PHONY: lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips rehearse diagrams bench preflight clean
 
 $(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0] + ": set PYTHON=python3.12 (or similar)")'
@@ -47,13 +47,14 @@ OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSH
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 unit: $(STAMP)
-	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py
+	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py --ignore=tests/test_learner_slips.py
 
 # The notebooks, compared strictly with their committed outputs: as a learner runs them (calm), and under AWS
 # weather in a crowded class account, unsuffixed and as learner alice; and re-run in one kernel under weather.
-# They mostly wait (visibility timeouts, late metrics), so the four runs go side by side.
+# And a learner's usual slips, each in a real kernel. They mostly wait (visibility timeouts, late metrics), so the
+# runs go side by side.
 notebooks: $(STAMP)
-	@$(MAKE) --no-print-directory -j4 -O nb-calm nb-crowded nb-crowded-alice nb-reruns
+	@$(MAKE) --no-print-directory -j5 -O nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips
 
 nb-calm: $(STAMP)
 	$(OFFLINE) $(NBVAL) $(NOTEBOOKS)
@@ -66,6 +67,9 @@ nb-crowded-alice: $(STAMP)
 
 nb-reruns: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_notebook_reruns.py
+
+nb-slips: $(STAMP)
+	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_learner_slips.py
 
 rehearse: $(STAMP)
 	mkdir -p build
