@@ -1,10 +1,12 @@
 # Two commands do all set-up: `make lab` (start JupyterLab offline) and `make test` (every check).
-# Both create .venv from requirements.txt on first use, with Python 3.11 or newer.
+# `make lab` creates .venv with the learner set (requirements.txt, a full lock); `make test` adds the developer
+# set (requirements-dev.txt). Both locks come from requirements*.in through pip-tools; Python 3.11 or newer.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+LAB_STAMP := $(VENV)/.installed-lab
+STAMP := $(VENV)/.installed-dev
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 WORKSHOP_TARGET ?= offline
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
@@ -15,7 +17,7 @@ LAB_QUIET := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.
 
 .PHONY: lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips rehearse diagrams bench preflight clean
 
-$(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
+$(LAB_STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0] + ": set PYTHON=python3.12 (or similar)")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
@@ -24,7 +26,11 @@ $(STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	@mkdir -p $(LAB_SETTINGS) && cp jupyter/overrides.json $(LAB_SETTINGS)/overrides.json
 	@touch $@
 
-lab: $(STAMP)
+$(STAMP): $(LAB_STAMP) requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+lab: $(LAB_STAMP)
 	@echo "Starting JupyterLab on notebooks/ with WORKSHOP_TARGET=$(WORKSHOP_TARGET). Open the http://127.0.0.1 URL printed below; Ctrl-C stops it."
 	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/jupyter lab --notebook-dir=. --LabApp.default_url=/lab/tree/notebooks \
 		--ip=127.0.0.1 --no-browser $(ROOT_FLAG) $(LAB_QUIET)
@@ -39,7 +45,7 @@ lint: $(STAMP)
 # Before class: Python, packages, the target; offline the runtime, on AWS credentials, region and permissions.
 # WORKSHOP_TARGET=aws EXPECT_REGION=eu-west-1 make preflight checks a real account against the class's region;
 # CLASS_SIZE=30 also checks its Lambda concurrency against thirty learners bursting at once.
-preflight: $(STAMP)
+preflight: $(LAB_STAMP)
 	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/python -m taskflow.preflight $(if $(EXPECT_REGION),--expect-region $(EXPECT_REGION)) $(if $(CLASS_SIZE),--class-size $(CLASS_SIZE))
 
 # Every test runs offline: no profile, no endpoint, no learner suffix, calm weather unless a target says otherwise.
@@ -71,7 +77,7 @@ nb-reruns: $(STAMP)
 nb-slips: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_learner_slips.py
 
-rehearse: $(STAMP)
+rehearse: $(LAB_STAMP)
 	mkdir -p build
 	WORKSHOP_TARGET=offline $(BIN)/jupyter nbconvert --to html --execute --output-dir build $(NOTEBOOKS)
 	@echo "Executed notebooks are in build/*.html"

@@ -51,7 +51,7 @@ def test_ci_runs_make_test_on_push_and_pull_request_with_pip_caching() -> None:
     assert any(s.get("run") == "make test" for s in steps(ci))
     setup = uses(ci, "actions/setup-python")
     assert setup and setup[0]["with"]["cache"] == "pip"
-    assert setup[0]["with"]["cache-dependency-path"] == "requirements.txt"
+    assert setup[0]["with"]["cache-dependency-path"].split() == ["requirements.txt", "requirements-dev.txt"]
 
 
 def test_live_aws_is_manual_only_with_a_region_input() -> None:
