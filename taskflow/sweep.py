@@ -319,11 +319,12 @@ def _delete_role(env: Target, role: str) -> None:
     iam.delete_role(RoleName=role)
 
 
-def delete(env: Target, leftovers: Iterable[Leftover]) -> list[str]:
+def delete(env: Target, leftovers: Iterable[Leftover], say: Callable[[str], None] | None = None) -> list[str]:
     """Delete ``leftovers`` in dependency order and return what was deleted, one line each.
 
     Something already gone counts as deleted. Every item is attempted; failures raise one SweepError at
-    the end naming each of them (its ``deleted`` says what went).
+    the end naming each of them (its ``deleted`` says what went). ``say`` hears each line as it happens (a
+    class-wide sweep waits out DeleteRestApi's 30 s quota per API: minutes, which should not pass in silence).
     """
     deleted: list[str] = []
     failures: list[str] = []
@@ -335,10 +336,14 @@ def delete(env: Target, leftovers: Iterable[Leftover]) -> list[str]:
             _delete_one(env, item)
             deleted.append(f"deleted {item.describe()}")
         except ClientError as err:
-            if _code(err) in NOT_FOUND:
-                deleted.append(f"deleted {item.describe()} (already gone)")
-            else:
+            if _code(err) not in NOT_FOUND:
                 failures.append(f"{item.describe()}: {err}")
+                if say is not None:
+                    say(f"could not delete {item.describe()}: {err}")
+                continue
+            deleted.append(f"deleted {item.describe()} (already gone)")
+        if say is not None:
+            say(deleted[-1])
     if failures:
         raise SweepError("could not delete:\n  " + "\n  ".join(failures), deleted)
     return deleted
@@ -390,11 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     if not leftovers:
         return 0
     try:
-        for line in delete(env, leftovers):
-            print(line)
+        delete(env, leftovers, say=lambda line: print(line, flush=True))  # each line as it happens
     except SweepError as err:
-        for line in err.deleted:
-            print(line)
         print(f"\n{err}", file=sys.stderr)
         return 1
     remaining = _wait_until_gone(env, args.learner, args.all_learners)

@@ -219,6 +219,22 @@ def test_failures_are_reported_after_everything_else_is_deleted(env: Target) -> 
     assert [i.name for i in sweep.find(env, learner="alice")] == ["TaskTable-alice"]
 
 
+def test_each_deletion_is_said_as_it_happens(env: Target, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class-wide sweep takes minutes (one DeleteRestApi per 30 s): each line is said before the next starts."""
+    build(env, "alice")
+    events: list[str] = []
+    delete_one = sweep._delete_one
+
+    def recorded(target: Target, item: sweep.Leftover) -> None:
+        events.append(f"start {item.describe()}")
+        delete_one(target, item)
+
+    monkeypatch.setattr(sweep, "_delete_one", recorded)
+    done = sweep.delete(env, sweep.find(env, learner="alice"), say=lambda line: events.append(f"said {line}"))
+    assert [e.removeprefix("said ") for e in events if e.startswith("said ")] == done
+    assert events == [e for line in done for e in (f"start {line.removeprefix('deleted ')}", f"said {line}")]
+
+
 def test_something_already_gone_counts_as_deleted(env: Target) -> None:
     build(env, "alice")
     found = sweep.find(env, learner="alice")
