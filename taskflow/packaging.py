@@ -5,8 +5,8 @@ shared module ``lambdas/shared/taskflow_shared.py``, all at the top level, so th
 ``lambda_function.lambda_handler`` and ``import taskflow_shared`` works inside Lambda.
 
 The archive is deterministic: sorted entries, fixed timestamps and permissions, LF line endings, stored
-uncompressed (a few kilobytes). The same source therefore gives the same bytes and the same ``CodeSha256`` on
-any machine, so a notebook can tell whether the deployed code is current and skip a needless update.
+uncompressed (a few kilobytes). The same source therefore gives the same bytes on any machine, and
+``code_sha256`` gives the ``CodeSha256`` that Lambda reports for them (to check what is deployed).
 """
 
 from __future__ import annotations
