@@ -8,6 +8,7 @@ environment.yml.
 from __future__ import annotations
 
 import re
+import sysconfig
 from importlib.metadata import distributions
 from pathlib import Path
 
@@ -89,7 +90,10 @@ def test_the_learner_set_is_lighter() -> None:
 def test_what_is_installed_is_exactly_the_developer_lock() -> None:
     """Nothing floats: every installed distribution (but this project) is in the lock, at its version."""
     locked = dev_lock()
-    installed = {_name(d.metadata["Name"]): d.version for d in distributions()}
+    # What pip installed into the environment (not what a package puts on sys.path: pkg_resources adds the
+    # libraries setuptools vendors)
+    site = list(dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib")))
+    installed = {_name(d.metadata["Name"]): d.version for d in distributions(path=site)}
     installed.pop("taskflow-workshop", None)
     unlocked = {n: v for n, v in installed.items() if n not in locked}
     wrong = {n: (v, locked[n]) for n, v in installed.items() if n in locked and locked[n] != v}
