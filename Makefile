@@ -15,7 +15,7 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings
 LAB_QUIET := --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
 
-.PHONY: lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips rehearse diagrams bench preflight clean
+.PHONY: learner-env lab test lint unit notebooks nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips rehearse diagrams bench preflight clean
 
 $(LAB_STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed, found " + sys.version.split()[0] + ": set PYTHON=python3.12 (or similar)")'
@@ -29,6 +29,9 @@ $(LAB_STAMP): requirements.txt pyproject.toml jupyter/overrides.json
 $(STAMP): $(LAB_STAMP) requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
+
+# The learner set alone, no JupyterLab started: what a devcontainer (Codespaces, VS Code) runs once it is created.
+learner-env: $(LAB_STAMP)
 
 lab: $(LAB_STAMP)
 	@echo "Starting JupyterLab on notebooks/ with WORKSHOP_TARGET=$(WORKSHOP_TARGET). Open the http://127.0.0.1 URL printed below; Ctrl-C stops it."
@@ -53,12 +56,12 @@ OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSH
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 unit: $(STAMP)
-	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py --ignore=tests/test_learner_slips.py
+	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py --ignore=tests/test_learner_slips.py --ignore=tests/test_learner_install.py
 
 # The notebooks, compared strictly with their committed outputs: as a learner runs them (calm), and under AWS
 # weather in a crowded class account, unsuffixed and as learner alice; and re-run in one kernel under weather.
-# And a learner's usual slips, each in a real kernel. They mostly wait (visibility timeouts, late metrics), so the
-# runs go side by side.
+# And a learner's usual slips, each in a real kernel, then the learner set alone in a clean environment.
+# They mostly wait (visibility timeouts, late metrics), so the runs go side by side.
 notebooks: $(STAMP)
 	@$(MAKE) --no-print-directory -j5 -O nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips
 
@@ -75,7 +78,7 @@ nb-reruns: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_notebook_reruns.py
 
 nb-slips: $(STAMP)
-	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_learner_slips.py
+	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_learner_slips.py tests/test_learner_install.py
 
 rehearse: $(LAB_STAMP)
 	mkdir -p build
