@@ -161,9 +161,9 @@ def _aws_session() -> boto3.Session:
     try:
         return boto3.Session()
     except botocore.exceptions.ProfileNotFound as err:
-        profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or err.kwargs["profile"]
         raise TargetError(
-            f"WORKSHOP_TARGET=aws asks for the profile {profile!r} (AWS_PROFILE), which is not configured here. "
+            f"WORKSHOP_TARGET=aws asks for the profile {err.kwargs['profile']!r} (AWS_PROFILE), which is not "
+            "configured here. "
             "List your profiles with `aws configure list-profiles` (or read ~/.aws/config), set AWS_PROFILE to "
             "one of them (or `aws configure --profile NAME` to create it), then restart the kernel."
         ) from None
