@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from taskflow import preflight
 from taskflow.naming import Names, tags_for
+from taskflow.offline.policy_evaluation import ALLOWED, evaluate
 from taskflow.target import Target
 
 ACCOUNT, REGION = "210987654321", "eu-west-1"
@@ -297,13 +296,15 @@ def test_concurrency_is_checked_against_the_class(unreserved: int, class_size: i
 def test_the_learner_policy_passes_its_own_simulation(learner: str | None) -> None:
     """Every (action, resource) the pre-flight simulates is allowed by policies/learner.json itself.
 
-    Evaluated with moto's IAM policy engine (conditions are not evaluated), so a resource ARN the
-    pre-flight builds differently from the policy's patterns fails here rather than in class.
+    Evaluated by the offline account's policy engine with the condition keys the pre-flight passes to
+    SimulatePrincipalPolicy, so a resource ARN or context value the pre-flight builds differently from the
+    policy's patterns and conditions fails here rather than in class.
     """
     env = aws_target(learner=learner)
     from taskflow.policies import render
 
-    policy = IAMPolicy(json.dumps(render("learner", env)))
+    policy = render("learner", env)
+    context = {e["ContextKeyName"]: e["ContextKeyValues"][0] for e in preflight.context_entries(env)}
     actions, source = preflight.learner_actions()
     assert source == str(Path("policies/learner.json"))
     refused = [
@@ -311,6 +312,6 @@ def test_the_learner_policy_passes_its_own_simulation(learner: str | None) -> No
         for resources, group in preflight.plan(env, actions).items()
         for action in group
         for resource in resources
-        if policy.is_action_permitted(action, resource) != PermissionResult.PERMITTED
+        if evaluate(policy, action, resource, context) != ALLOWED
     ]
     assert refused == []

@@ -2,8 +2,8 @@
 
 moto can enforce IAM, but only globally and with gaps (DynamoDB ignores table ARNs). Here the check applies
 only to requests signed with credentials issued to a function's worker; the learner's own calls from the
-notebook stay unrestricted, as an administrator's would be. Conditions in policies are not evaluated
-(see docs/offline-fidelity.md).
+notebook stay unrestricted, as an administrator's would be. Which actions and resources a request needs comes
+from ``authorization`` (the Service Authorization Reference); policies are evaluated by ``policy_evaluation``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from taskflow.offline import seams
+from taskflow.offline import authorization, policy_evaluation, seams
 from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.errors import AwsError
 from taskflow.offline.hooks import Hooks
@@ -45,15 +45,22 @@ def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def documents_allow(documents: list[str], action: str, resource: str) -> bool:
-    """True when the policy documents allow ``action`` on ``resource`` and none denies it."""
+def verdict(documents: list[str], action: str, resource: str, context: policy_evaluation.Context | None = None) -> str:
+    """The documents' combined verdict: DENIED if any denies, ALLOWED if any allows, else NOT_MATCHED."""
     allowed = False
     for document in documents:
-        verdict = seams.iam.evaluate(document, action, resource)
-        if verdict == seams.iam.DENIED:
-            return False
-        allowed = allowed or verdict == seams.iam.ALLOWED
-    return allowed
+        result = policy_evaluation.evaluate(document, action, resource, context)
+        if result == policy_evaluation.DENIED:
+            return result
+        allowed = allowed or result == policy_evaluation.ALLOWED
+    return policy_evaluation.ALLOWED if allowed else policy_evaluation.NOT_MATCHED
+
+
+def documents_allow(
+    documents: list[str], action: str, resource: str, context: policy_evaluation.Context | None = None
+) -> bool:
+    """True when the policy documents allow ``action`` on ``resource`` and none denies it."""
+    return verdict(documents, action, resource, context) == policy_evaluation.ALLOWED
 
 
 def trust_lets_lambda_assume(trust: dict[str, Any] | None) -> bool:
@@ -74,38 +81,14 @@ def _role_arn(role_name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
 
 
-def request_resources(request: SignedRequest) -> list[str]:
-    """The resource ARNs a request acts on (each must be allowed), where moto does not determine them itself."""
-    region = request.region
-    if request.service == "dynamodb":
-        body = request.json_body
-        table_arn = f"arn:aws:dynamodb:{region}:{ACCOUNT_ID}:table/"
-        table = body.get("TableName")
-        if table:
-            index = body.get("IndexName")  # a Query or Scan of an index acts on the index's ARN
-            return [table_arn + table + (f"/index/{index}" if index else "")]
-        # BatchWriteItem / BatchGetItem name their tables as keys, TransactWriteItems / TransactGetItems
-        # inside each item: AWS checks every table named.
-        tables = list(body.get("RequestItems") or {})
-        for item in body.get("TransactItems") or []:
-            for operation in item.values() if isinstance(item, dict) else []:
-                if isinstance(operation, dict) and operation.get("TableName"):
-                    tables.append(operation["TableName"])
-        if tables:
-            return [table_arn + name for name in dict.fromkeys(tables)]
-    if request.service == "logs":
-        group = request.json_body.get("logGroupName")
-        if group:
-            return [f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{group}:*"]
-    return [request.resource]
-
-
-def denied(service: str, principal: str, action: str, resource: str) -> AwsError:
-    """AccessDenied, worded and typed as the service itself sends it."""
-    message = (
-        f"User: {principal} is not authorized to perform: {action} on resource: {resource} "
-        f"because no identity-based policy allows the {action} action"
+def denied(service: str, principal: str, action: str, resource: str, *, explicit: bool = False) -> AwsError:
+    """AccessDenied, worded and typed as the service itself sends it (an explicit deny is worded as such)."""
+    reason = (
+        "with an explicit deny in an identity-based policy"
+        if explicit
+        else f"because no identity-based policy allows the {action} action"
     )
+    message = f"User: {principal} is not authorized to perform: {action} on resource: {resource} {reason}"
     if service in ("iam", "sts"):
         return AwsError("AccessDenied", message, 403)  # XML <ErrorResponse>, as the query protocol sends it
     if service == "sqs":
@@ -208,11 +191,29 @@ class Iam:
         if creds is None:
             return  # the learner's own call: unrestricted, like an administrator's
         request.verify_signature()
-        action = f"{request.service}:{request.action}"
-        if action == "sts:GetCallerIdentity":
+        if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
             return  # always allowed, whatever the policies say, as on AWS
         documents = self.documents(creds.role_arn)
-        for target in request_resources(request):
-            if not documents_allow(documents, action, target):
-                raise denied(request.service, creds.session_arn, action, target)
+        context = session_context(creds, request.region)
+        for check in authorization.checks(request):
+            result = verdict(documents, check.action, check.resource, context)
+            if result != policy_evaluation.ALLOWED:
+                explicit = result == policy_evaluation.DENIED
+                raise denied(request.service, creds.session_arn, check.action, check.resource, explicit=explicit)
         self._hooks().before_call(creds.function_name, request)
+
+
+def session_context(creds: Credentials, region: str) -> dict[str, str]:
+    """The request context keys AWS sets for a call made with a function's role session (global condition keys
+    and Lambda's ``lambda:SourceFunctionArn``); other keys are absent, so conditions on them do not match."""
+    now = time.time()
+    return {
+        "aws:PrincipalArn": creds.role_arn,
+        "aws:PrincipalAccount": ACCOUNT_ID,
+        "aws:PrincipalType": "AssumedRole",
+        "aws:RequestedRegion": region,
+        "aws:SecureTransport": "true",
+        "aws:CurrentTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "aws:EpochTime": str(int(now)),
+        "lambda:SourceFunctionArn": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{creds.function_name}",
+    }

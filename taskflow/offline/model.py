@@ -109,6 +109,13 @@ class SignedRequest(Protocol):
     action: str  # the operation: "SendMessage", "PutItem", ...
     region: str
     resource: str  # the resource moto determined for the action ("*" when it does not know)
+    method: str  # the HTTP method
+    path: str  # the URL path, without the query string
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The query string's and a form body's parameters (the first value of each)."""
+        ...
 
     @property
     def json_body(self) -> dict[str, Any]:

@@ -180,12 +180,16 @@ def test_attached_managed_policy_and_explicit_deny(aws: Aws) -> None:
     assert call(aws, "attached", "sqs", "send_message", QueueUrl=url, MessageBody="x")["code"] == "AccessDenied"
 
 
-def test_conditions_are_ignored_offline(aws: Aws) -> None:
-    # Documented difference (docs/offline-fidelity.md): a Condition is treated as matching.
+def test_conditions_are_evaluated_against_the_request_context(aws: Aws) -> None:
+    """A condition on a global key the role session carries decides the statement, as on AWS
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html)."""
     url, arn = aws.queue("conditional")
-    statement = {**allow("sqs:SendMessage", arn), "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-north-1"}}}
-    aws.function("condfn", CALLER, role=aws.role("cond-role", statement))
-    assert call(aws, "condfn", "sqs", "send_message", QueueUrl=url, MessageBody="x")["code"] == "OK"
+    elsewhere = {**allow("sqs:SendMessage", arn), "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-north-1"}}}
+    aws.function("condfn", CALLER, role=aws.role("cond-role", elsewhere))
+    assert call(aws, "condfn", "sqs", "send_message", QueueUrl=url, MessageBody="x")["code"] == "AccessDenied"
+    here = {**allow("sqs:SendMessage", arn), "Condition": {"StringEquals": {"aws:RequestedRegion": REGION}}}
+    aws.function("condfn2", CALLER, role=aws.role("cond-role2", here))
+    assert call(aws, "condfn2", "sqs", "send_message", QueueUrl=url, MessageBody="x")["code"] == "OK"
 
 
 def test_notebook_calls_stay_unrestricted(aws: Aws) -> None:

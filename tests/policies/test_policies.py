@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import parliament
 import pytest
-from moto.iam.access_control import IAMPolicy, PermissionResult
 
 import taskflow.policies as policies
 from taskflow.naming import Names
+from taskflow.offline.policy_evaluation import ALLOWED, evaluate
 from taskflow.policies import PolicyTemplateError, available, placeholders, render, values_for
 from taskflow.target import Target
 
@@ -145,6 +145,12 @@ def test_parliament_reads_the_trust_policy_except_for_its_missing_resource() -> 
 
 LEARNER = "alice"
 A, R = ACCOUNT, REGION
+# The condition keys' values in the workshop's own calls (the pre-flight passes the same to its simulation).
+CONTEXT = {
+    "iam:PassedToService": "lambda.amazonaws.com",
+    "lambda:FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:process_task-{LEARNER}",
+    "aws:RequestedRegion": REGION,
+}
 NEEDED = [
     ("iam:CreateRole", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/process_task-{LEARNER}-role"),
@@ -204,14 +210,12 @@ NOT_GRANTED = [
 
 @pytest.mark.parametrize(("action", "resource"), NEEDED)
 def test_learner_policy_allows_what_the_workshop_does(action: str, resource: str) -> None:
-    result = IAMPolicy(json.dumps(render("learner", target(LEARNER)))).is_action_permitted(action, resource)
-    assert result == PermissionResult.PERMITTED
+    assert evaluate(render("learner", target(LEARNER)), action, resource, CONTEXT) == ALLOWED
 
 
 @pytest.mark.parametrize(("action", "resource"), NOT_GRANTED)
 def test_learner_policy_allows_nothing_outside_the_workshop(action: str, resource: str) -> None:
-    result = IAMPolicy(json.dumps(render("learner", target(LEARNER)))).is_action_permitted(action, resource)
-    assert result != PermissionResult.PERMITTED
+    assert evaluate(render("learner", target(LEARNER)), action, resource, CONTEXT) != ALLOWED
 
 
 def test_learner_policy_uses_resource_star_only_for_actions_aws_cannot_scope() -> None:
@@ -274,3 +278,33 @@ def test_values_cannot_change_the_documents_shape_or_smuggle_placeholders(
 def test_instructors_can_print_a_rendered_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert policies.main(["learner", "--region", REGION, "--account", ACCOUNT]) == 0
     assert json.loads(capsys.readouterr().out) == render("learner", {"Region": REGION, "Account": ACCOUNT})
+
+
+@pytest.mark.parametrize(
+    ("action", "resource", "key", "value"),
+    [
+        ("lambda:CreateEventSourceMapping", "*", "lambda:FunctionArn", f"arn:aws:lambda:{R}:{A}:function:other"),
+        (
+            "lambda:DeleteEventSourceMapping",
+            f"arn:aws:lambda:{R}:{A}:event-source-mapping:0f5b1c8e",
+            "lambda:FunctionArn",
+            f"arn:aws:lambda:{R}:{A}:function:billing",
+        ),
+        (
+            "iam:PassRole",
+            f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role",
+            "iam:PassedToService",
+            "ec2.amazonaws.com",
+        ),
+    ],
+)
+def test_learner_policy_conditions_refuse_other_functions_and_services(
+    action: str, resource: str, key: str, value: str
+) -> None:
+    """The learner policy's conditions decide (https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_iam-condition-keys.html#ck_PassedToService):
+    the same action and resource with the workshop's context is allowed, with another function or service not."""
+    policy = render("learner", target(LEARNER))
+    assert evaluate(policy, action, resource, CONTEXT) == ALLOWED
+    assert evaluate(policy, action, resource, {**CONTEXT, key: value}) != ALLOWED
+    assert evaluate(policy, action, resource, {k: v for k, v in CONTEXT.items() if k != key}) != ALLOWED

@@ -109,6 +109,16 @@ class _Request:
         self.service = service
         self.resource = resource
         self.region = str(handler.region)
+        self.method = str(handler.method)
+        self.path = str(handler.path)
+
+    @cached_property
+    def params(self) -> dict[str, str]:
+        found = {k: str(v[0]) for k, v in (self._handler.querystring or {}).items() if isinstance(v, list) and v}
+        form = getattr(self._handler.normalized_request, "form", None)
+        if form:
+            found.update({k: str(v) for k, v in form.items()})
+        return found
 
     @cached_property
     def action(self) -> str:
@@ -342,6 +352,7 @@ READS = (
     Read("moto.core.responses", "BaseResponse.headers", "a request's headers (Authorization)"),
     Read("moto.core.responses", "BaseResponse.method", "a request's HTTP method"),
     Read("moto.core.responses", "BaseResponse.raw_path", "a request's path, as signed"),
+    Read("moto.core.responses", "BaseResponse.path", "a request's URL path (the resource it names)"),
     Read("moto.core.responses", "BaseResponse.uri", "a request's URL (its query string, as signed)"),
     Read("moto.core.responses", "BaseResponse.body", "a request's body, possibly parsed"),
     Read("moto.core.responses", "BaseResponse.raw_body", "a request's body, as sent"),

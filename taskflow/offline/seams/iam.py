@@ -1,5 +1,5 @@
-"""moto's IAM and STS, read only: a role's policy documents and trust policy, moto's evaluation of one
-policy document, and temporary credentials for a function's execution role."""
+"""moto's IAM and STS, read only: a role's policy documents and trust policy, and temporary credentials for a
+function's execution role (policies are evaluated by ``taskflow.offline.policy_evaluation``, not by moto)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from moto.iam.access_control import IAMPolicy, PermissionResult
 from moto.iam.exceptions import NotFoundException
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 
 from taskflow.offline.account import ACCOUNT_ID, PARTITION
 from taskflow.offline.seams.records import Installation, Patch, Read
-
-ALLOWED, DENIED, NOT_MATCHED = "allowed", "denied", "not matched"
-_RESULTS = {PermissionResult.PERMITTED: ALLOWED, PermissionResult.DENIED: DENIED}
 
 
 def _backend() -> Any:
@@ -48,11 +44,6 @@ def trust_policy(role_arn: str) -> dict[str, Any] | None:
     doc = role.assume_role_policy_document
     parsed = json.loads(unquote(doc)) if isinstance(doc, str) else doc
     return parsed if isinstance(parsed, dict) else None
-
-
-def evaluate(document: str, action: str, resource: str) -> str:
-    """moto's verdict for one policy document: ALLOWED, DENIED (an explicit deny) or NOT_MATCHED."""
-    return _RESULTS.get(IAMPolicy(document).is_action_permitted(action, resource), NOT_MATCHED)
 
 
 def assume_role(role_arn: str, session_name: str, region: str) -> tuple[str, str, str]:
@@ -121,14 +112,6 @@ READS = (
     Read("moto.iam.models", "PolicyVersion.is_default", "a managed policy's default version"),
     Read("moto.iam.models", "PolicyVersion.document", "a policy version's document"),
     Read("moto.iam.exceptions", "NotFoundException", "a role that does not exist"),
-    Read("moto.iam.access_control", "IAMPolicy.__init__", "parse a policy document", ("self", "policy")),
-    Read(
-        "moto.iam.access_control",
-        "IAMPolicy.is_action_permitted",
-        "evaluate a policy document",
-        ("self", "action", "resource"),
-    ),
-    Read("moto.iam.access_control", "PermissionResult", "a policy's verdict"),
     Read("moto.sts.models", "sts_backends", "the backends of STS"),
     Read(
         "moto.sts.models",
