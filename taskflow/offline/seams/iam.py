@@ -3,12 +3,13 @@ function's execution role (policies are evaluated by ``taskflow.offline.policy_e
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 from urllib.parse import unquote
 
 from moto.iam.exceptions import NotFoundException
-from moto.iam.models import iam_backends
+from moto.iam.models import AWSManagedPolicy, iam_backends
 from moto.sts.models import sts_backends
 
 from taskflow.offline.account import ACCOUNT_ID, PARTITION
@@ -59,6 +60,50 @@ def assume_role(role_arn: str, session_name: str, region: str) -> tuple[str, str
     return assumed.access_key_id, assumed.secret_access_key, assumed.session_token
 
 
+AWS_POLICY_PREFIX = "arn:aws:iam::aws:policy"
+
+
+@functools.cache
+def _aws_managed_policies() -> dict[str, Any]:
+    """moto's copy of AWS's managed policies, by name (imported on first use: the module is 4.7 MB of text)."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    data: dict[str, Any] = json.loads(aws_managed_policies_data)
+    return data
+
+
+def ensure_aws_managed_policy(backend: Any, policy_arn: str) -> None:
+    """Give the account an AWS managed policy the moment a call names it, as every AWS account has them all.
+
+    moto loads all 1,582 only when ``MOTO_IAM_LOAD_MANAGED_POLICIES`` is set, which costs about a second at
+    every start; creating the one asked for costs nothing noticeable.
+    """
+    if not policy_arn.startswith(AWS_POLICY_PREFIX + "/") or policy_arn in backend.managed_policies:
+        return
+    path, _, name = policy_arn.removeprefix(AWS_POLICY_PREFIX).rpartition("/")
+    data = _aws_managed_policies().get(name)
+    if data is None or data.get("Path", "/") != path + "/":
+        return  # no such policy: moto answers NoSuchEntity, as AWS does
+    policy = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data)
+    backend.managed_policies[policy.arn] = policy
+
+
+def _with_aws_policies(announce: bool) -> Any:
+    """A replacement that first creates the AWS managed policy named by ``policy_arn`` (and, for a role's
+    attachment, tells the runtime the role is about to change)."""
+
+    def replace(original: Any, inst: Installation) -> Any:
+        def call(backend: Any, policy_arn: str, *args: Any, **kwargs: Any) -> Any:
+            ensure_aws_managed_policy(backend, policy_arn)
+            if announce:
+                inst.handlers.role_changing(kwargs["role_name"] if "role_name" in kwargs else args[0])
+            return original(backend, policy_arn, *args, **kwargs)
+
+        return call
+
+    return replace
+
+
 def _announced(role_argument: str) -> Any:
     """A replacement that tells the runtime a role is about to change (IAM propagates changes late)."""
 
@@ -78,17 +123,29 @@ def _announced(role_argument: str) -> Any:
 
 
 _IAM = ("moto.iam.models", "IAMBackend")
-PATCHES = tuple(
-    Patch(*_IAM, name, f"IAM propagates {name} late", _announced("role_name"), parameters)
-    for name, parameters in (
-        ("create_role", ("self", "role_name")),
-        ("delete_role", ("self", "role_name")),
-        ("put_role_policy", ("self", "role_name")),
-        ("delete_role_policy", ("self", "role_name")),
-        ("update_assume_role_policy", ("self", "role_name")),
-        ("attach_role_policy", ("self", "policy_arn", "role_name")),
-        ("detach_role_policy", ("self", "policy_arn", "role_name")),
-    )
+PATCHES = (
+    *(
+        Patch(*_IAM, name, f"IAM propagates {name} late", _announced("role_name"), parameters)
+        for name, parameters in (
+            ("create_role", ("self", "role_name")),
+            ("delete_role", ("self", "role_name")),
+            ("put_role_policy", ("self", "role_name")),
+            ("delete_role_policy", ("self", "role_name")),
+            ("update_assume_role_policy", ("self", "role_name")),
+            ("detach_role_policy", ("self", "policy_arn", "role_name")),
+        )
+    ),
+    Patch(
+        *_IAM,
+        "attach_role_policy",
+        "AWS managed policies exist; IAM propagates attachments late",
+        _with_aws_policies(announce=True),
+        ("self", "policy_arn", "role_name"),
+    ),
+    *(
+        Patch(*_IAM, name, "AWS managed policies exist", _with_aws_policies(announce=False), ("self", "policy_arn"))
+        for name in ("attach_user_policy", "attach_group_policy", "get_policy", "get_policy_version")
+    ),
 )
 
 READS = (
@@ -112,6 +169,16 @@ READS = (
     Read("moto.iam.models", "PolicyVersion.is_default", "a managed policy's default version"),
     Read("moto.iam.models", "PolicyVersion.document", "a policy version's document"),
     Read("moto.iam.exceptions", "NotFoundException", "a role that does not exist"),
+    Read("moto.iam.aws_managed_policies", "aws_managed_policies_data", "AWS's managed policies"),
+    Read(
+        "moto.iam.models",
+        "AWSManagedPolicy.from_data",
+        "create an AWS managed policy",
+        ("name", "account_id", "region_name", "data"),
+    ),
+    Read("moto.iam.models", "IAMBackend.managed_policies", "the account's managed policies by ARN"),
+    Read("moto.iam.models", "IAMBackend.account_id", "a backend's account"),
+    Read("moto.iam.models", "IAMBackend.region_name", "a backend's region"),
     Read("moto.sts.models", "sts_backends", "the backends of STS"),
     Read(
         "moto.sts.models",
