@@ -7,6 +7,7 @@ the SQS poller's) is written against AWS's concepts, and a moto upgrade touches 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -188,4 +189,22 @@ class Handlers(Protocol):
 
     def role_changing(self, role_name: str) -> None:
         """Before a change to a role or its policies."""
+        ...
+
+    def move_task_running(self, source_arn: str) -> bool:
+        """Is a dead-letter redrive task running on this queue?"""
+        ...
+
+    def start_move_task(
+        self, source_arn: str, destination_arn: str | None, rate: int | None, to_move: int, move: Callable[[], int]
+    ) -> str:
+        """Start a redrive task in the background (``move()`` moves one batch, returns how many); its handle."""
+        ...
+
+    def move_tasks(self, source_arn: str, limit: int) -> list[dict[str, Any]]:
+        """A queue's redrive tasks as ListMessageMoveTasks reports them, most recent first."""
+        ...
+
+    def cancel_move_task(self, handle: str) -> int | None:
+        """Cancel a running redrive task: messages moved so far, or None if no such task runs."""
         ...

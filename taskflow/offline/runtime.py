@@ -13,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from taskflow.offline import crowd, seams
@@ -23,6 +23,7 @@ from taskflow.offline.functions import Functions
 from taskflow.offline.hooks import Hooks
 from taskflow.offline.iam import Iam
 from taskflow.offline.model import Function, InvokeReply, Mapping, SignedRequest
+from taskflow.offline.redrive import MoveTasks
 from taskflow.offline.sqs_pollers import SqsPollers
 from taskflow.offline.telemetry import QueueDepthSampler, Telemetry
 from taskflow.offline.weather import Weather, forecast
@@ -43,6 +44,7 @@ class Runtime:
         self.hooks = Hooks()
         self.iam = Iam(lambda: self.hooks, self.weather)
         self.telemetry = Telemetry(self.iam, self.weather)
+        self.move_tasks = MoveTasks(self.weather)
         self._mock: Any = None
         self._server: Any = None
         self._installation: seams.Installation | None = None
@@ -76,6 +78,7 @@ class Runtime:
         if self._sampler is not None:
             self._sampler.stop()
         self.weather.stop()
+        self.move_tasks.stop()
         if hasattr(self, "pollers"):
             self.pollers.stop()
         if hasattr(self, "functions"):
@@ -197,6 +200,20 @@ class _Handlers:
 
     def role_changing(self, role_name: str) -> None:
         self._rt.iam.role_changing(role_name)
+
+    def move_task_running(self, source_arn: str) -> bool:
+        return self._rt.move_tasks.running(source_arn)
+
+    def start_move_task(
+        self, source_arn: str, destination_arn: str | None, rate: int | None, to_move: int, move: Callable[[], int]
+    ) -> str:
+        return self._rt.move_tasks.start(source_arn, destination_arn, rate, to_move, move)
+
+    def move_tasks(self, source_arn: str, limit: int) -> list[dict[str, Any]]:
+        return self._rt.move_tasks.entries(source_arn, limit)
+
+    def cancel_move_task(self, handle: str) -> int | None:
+        return self._rt.move_tasks.cancel(handle)
 
 
 _runtime: Runtime | None = None

@@ -58,6 +58,7 @@ class Forecast:
     log_delay: tuple[float, float] = (0.0, 0.0)
     metric_delay: dict[str, tuple[float, float]] = field(default_factory=dict)  # by namespace; "*": others
     iam_delay: tuple[float, float] = (0.0, 0.0)
+    move_task_start: tuple[float, float] = (0.0, 0.0)  # a DLQ redrive task's start (AWS gives no figure)
     queue_name_reuse: float = 0.0  # after DeleteQueue, CreateQueue of the name is refused this long
     count_lag: float = 0.0  # ApproximateNumberOf* may be this old
     short_poll_share: float = 1.0  # of a small queue's visible messages, the share a short poll's servers hold
@@ -80,6 +81,7 @@ def _aws() -> Forecast:
         log_delay=(s(1.0), s(5.0)),
         metric_delay={"AWS/Lambda": (s(60), s(180)), "AWS/SQS": (s(60), s(300)), "*": (s(10), s(60))},
         iam_delay=(s(2.0), s(10.0)),
+        move_task_start=(s(5.0), s(20.0)),
         queue_name_reuse=s(60),
         count_lag=s(60),
         short_poll_share=0.5,

@@ -42,7 +42,7 @@ def snapshot() -> dict[str, Any]:
     for record in PATCHES:
         module = __import__(record.module, fromlist=["_"])
         container = getattr(module, record.owner) if record.owner else module
-        found[record.where] = vars(container)[record.name]
+        found[record.where] = vars(container).get(record.name) if record.adds else vars(container)[record.name]
     return found
 
 
@@ -182,6 +182,7 @@ def test_stop_puts_back_every_patch(aws_env: None) -> None:
     with offline.running():
         during = snapshot()
         assert all(during[w] is not before[w] for w in before), [w for w in before if during[w] is before[w]]
+        assert all(during[r.where] is not None for r in PATCHES if r.adds)
     assert snapshot() == before
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskflow.offline.seams import apigateway, awslambda, cloudwatch, core, dynamodb, iam, logs, sqs
+from taskflow.offline.seams import apigateway, awslambda, cloudwatch, core, dynamodb, iam, logs, sqs, sqs_redrive
 from taskflow.offline.seams.records import PINNED_MOTO, Installation, MotoSeamError, Patch, Read, Record, resolve
 from taskflow.offline.seams.records import check as _check
 
@@ -23,6 +23,7 @@ PATCHES: tuple[Patch, ...] = (
     *awslambda.PATCHES,
     *apigateway.PATCHES,
     *sqs.PATCHES,
+    *sqs_redrive.PATCHES,
     *dynamodb.PATCHES,
     *iam.PATCHES,
     *logs.PATCHES,
@@ -32,6 +33,7 @@ READS: tuple[Read, ...] = (
     *awslambda.READS,
     *apigateway.READS,
     *sqs.READS,
+    *sqs_redrive.READS,
     *dynamodb.READS,
     *iam.READS,
     *logs.READS,
@@ -72,4 +74,5 @@ __all__ = [
     "logs",
     "resolve",
     "sqs",
+    "sqs_redrive",
 ]

@@ -30,6 +30,8 @@ class Patch:
 
     ``replace(original, installation)`` builds the replacement from what moto defines there (a function,
     a property...). ``parameters`` are the leading parameter names the original must still have.
+    With ``adds=True`` the record adds what moto does not implement (``original`` is None): it must still be
+    missing, so an upgrade that implements it fails the check instead of being silently replaced.
     """
 
     module: str
@@ -38,6 +40,7 @@ class Patch:
     why: str
     replace: Callable[[Any, Installation], Any] = field(repr=False, compare=False)
     parameters: tuple[str, ...] | None = None
+    adds: bool = False
 
     @property
     def where(self) -> str:
@@ -110,6 +113,10 @@ def resolve_patch(record: Patch) -> tuple[Any, Any]:
         container = getattr(module, record.owner, None)
         if not isinstance(container, type):
             raise MotoSeamError(_message(record, f"{record.owner} is no longer a class of {record.module}"))
+    if record.adds:
+        if hasattr(container, record.name):
+            raise MotoSeamError(_message(record, f"moto now defines {record.name}: use it, and drop this addition"))
+        return container, None
     try:
         original = vars(container)[record.name]
     except KeyError:
@@ -202,7 +209,10 @@ class Installation:
     def uninstall(self) -> None:
         while self._applied:
             container, name, original = self._applied.pop()
-            setattr(container, name, original)
+            if original is None:
+                delattr(container, name)  # an addition
+            else:
+                setattr(container, name, original)
         self.state.clear()
 
     @property
