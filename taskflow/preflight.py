@@ -201,6 +201,9 @@ def learner_actions(path: Path = LEARNER_POLICY) -> tuple[list[str], str]:
     return sorted(actions), str(shown)
 
 
+AWS_MANAGED_EXAMPLE = "arn:aws:iam::aws:policy/AmazonSQSFullAccess"
+
+
 def resources_for(action: str, env: Target) -> tuple[str, ...]:
     """The workshop resource ARNs (of ``env``'s learner) an action is simulated against."""
     service, _, name = action.partition(":")
@@ -211,6 +214,8 @@ def resources_for(action: str, env: Target) -> tuple[str, ...]:
         return (env.arn("lambda", f"event-source-mapping:{PLACEHOLDER_MAPPING}"),)
     if service == "lambda":
         return tuple(env.arn("lambda", f"function:{f}") for f in names.functions)
+    if action in ("iam:GetPolicy", "iam:GetPolicyVersion"):  # Day 2 reads the AWS managed policy it avoids
+        return (AWS_MANAGED_EXAMPLE,)
     if service == "iam":
         return tuple(env.arn("iam", f"role/{r}", regional=False) for r in names.roles)
     if service == "sqs":

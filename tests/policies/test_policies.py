@@ -152,6 +152,7 @@ CONTEXT = {
     "aws:RequestedRegion": REGION,
 }
 NEEDED = [
+    ("iam:GetPolicyVersion", "arn:aws:iam::aws:policy/AmazonSQSFullAccess"),  # Day 2's exercise 3
     ("iam:CreateRole", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/process_task-{LEARNER}-role"),
     ("iam:DeleteRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
@@ -192,6 +193,7 @@ NOT_GRANTED = [
     ("iam:CreateRole", f"arn:aws:iam::{A}:role/Admin"),
     ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/OrganizationAccountAccessRole"),
     ("iam:PassRole", f"arn:aws:iam::{A}:role/Admin"),
+    ("iam:GetPolicyVersion", f"arn:aws:iam::{A}:policy/class-admin"),
     ("iam:CreateUser", f"arn:aws:iam::{A}:user/{LEARNER}"),
     ("iam:AttachRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{R}:{A}:function:billing"),
