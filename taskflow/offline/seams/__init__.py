@@ -27,6 +27,7 @@ PATCHES: tuple[Patch, ...] = (
     *dynamodb.PATCHES,
     *iam.PATCHES,
     *logs.PATCHES,
+    *cloudwatch.PATCHES,
 )
 READS: tuple[Read, ...] = (
     *core.READS,
