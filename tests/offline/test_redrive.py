@@ -7,8 +7,12 @@ https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-c
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from botocore.exceptions import ClientError
+
+from taskflow.offline.runtime import Runtime
 
 from .conftest import Aws, poll
 
@@ -46,7 +50,8 @@ def test_a_move_task_redrives_every_message_to_its_source_queue(aws: Aws) -> Non
     assert handle
     task = poll(
         lambda: next(
-            t for t in aws.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"] if t["Status"] == "COMPLETED"
+            (t for t in aws.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"] if t["Status"] == "COMPLETED"),
+            None,
         )
     )
     assert task["ApproximateNumberOfMessagesMoved"] == 4 and task["SourceArn"] == dlq_arn
@@ -80,11 +85,9 @@ def test_a_queue_that_is_no_dead_letter_queue_and_a_missing_queue_are_refused(aw
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def test_one_running_task_per_source_and_cancel(aws: Aws, rt) -> None:  # type: ignore[no-untyped-def]
+def test_one_running_task_per_source_and_cancel(aws: Aws, rt: Runtime) -> None:
     _, _, _, dlq_arn = dead_letters(aws, 2)
-    rt.weather.forecast = rt.weather.forecast.__class__(
-        **{**rt.weather.forecast.__dict__, "move_task_start": (5.0, 5.0)}
-    )
+    rt.weather.forecast = dataclasses.replace(rt.weather.forecast, move_task_start=(5.0, 5.0))  # a slow start
     handle = aws.sqs.start_message_move_task(SourceArn=dlq_arn)["TaskHandle"]
     assert aws.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] == "RUNNING"
     with pytest.raises(ClientError) as err:
@@ -92,3 +95,19 @@ def test_one_running_task_per_source_and_cancel(aws: Aws, rt) -> None:  # type: 
     assert err.value.response["Error"]["Code"] == "AWS.SimpleQueueService.UnsupportedOperation"
     assert aws.sqs.cancel_message_move_task(TaskHandle=handle)["ApproximateNumberOfMessagesMoved"] == 0
     poll(lambda: aws.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"][0]["Status"] == "CANCELLED")
+
+
+def test_a_move_task_moves_everything_when_short_polls_come_back_empty(
+    aws: Aws, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under AWS weather a short poll samples servers and may return nothing; the task must still move every
+    message, as AWS's does (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-short-and-long-polling.html)."""
+    _, _, _, dlq_arn = dead_letters(aws, 3)
+    monkeypatch.setattr(rt.weather, "short_poll", lambda wanted, visible: 0)
+    aws.sqs.start_message_move_task(SourceArn=dlq_arn)
+    task = poll(
+        lambda: next(
+            (t for t in aws.sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"] if t["Status"] != "RUNNING"), None
+        )
+    )
+    assert task["Status"] == "COMPLETED" and task["ApproximateNumberOfMessagesMoved"] == 3

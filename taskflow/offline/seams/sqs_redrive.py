@@ -76,7 +76,8 @@ def _start(original: Any, inst: Installation) -> Any:
         visible = int(backend.get_queue(source).approximate_number_of_messages)
 
         def move() -> int:
-            batch = backend.receive_message(source, 10, 0, 30, ["All"])
+            # A long poll (1 s): a short one samples servers, and under AWS weather can come back empty too soon.
+            batch = backend.receive_message(source, 10, 1, 30, ["All"])
             for message in batch:
                 backend.send_message(destination, message.body, message_attributes=message.message_attributes)
                 backend.delete_message(source, message.receipt_handle)
