@@ -66,6 +66,30 @@ class Target:
             self._clients[service] = self.session.client(service, region_name=self.region, config=CLIENT_CONFIG)
         return self._clients[service]
 
+    def terminal(self, api_url: str | None = None) -> None:
+        """Print how to reach this target (and the API at ``api_url``) with the AWS CLI and ``curl``.
+
+        Offline, the commands name the kernel's loopback endpoint and dummy keys; on AWS, the CLI's own profile.
+        """
+        if self.offline:
+            from taskflow import offline
+
+            offline.terminal(api_url)
+            return
+        profile = self.session.profile_name
+        exports = (f"AWS_PROFILE={profile} " if profile != "default" else "") + f"AWS_DEFAULT_REGION={self.region}"
+        lines = [
+            f"From a terminal, with the AWS CLI set up for account {self.account_id}:",
+            f"  export {exports}",
+            "  aws sts get-caller-identity",
+        ]
+        if api_url is not None:
+            lines.append(
+                f"  curl -sS -X POST {api_url} -H 'Content-Type: application/json' "
+                """-d '{"title": "Sent with curl"}'"""
+            )
+        print("\n".join(lines))
+
     def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
         """Build an ARN in this target's partition, region and account."""
         region = self.region if regional else ""

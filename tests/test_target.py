@@ -16,6 +16,7 @@ from botocore.stub import Stubber
 
 import taskflow
 from taskflow import target
+from taskflow.naming import Names
 
 pytestmark = pytest.mark.usefixtures("fresh_target")
 
@@ -201,6 +202,39 @@ def test_aws_prints_account_region_and_caller(
     # (https://docs.aws.amazon.com/boto3/latest/guide/retries.html).
     retry = env.client("sts").meta.config.retries
     assert retry == {"mode": "adaptive", "total_max_attempts": 11}  # botocore counts the first try too
+
+
+STAGE_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/task"
+
+
+def test_terminal_offline_names_the_loopback_endpoint_and_dummy_keys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("WORKSHOP_TARGET", raising=False)
+    env = taskflow.connect()
+    capsys.readouterr()
+    env.terminal(STAGE_URL)
+    out = capsys.readouterr().out
+    endpoint = taskflow.offline.current().endpoint_url
+    assert endpoint.startswith("http://127.0.0.1:")
+    assert f"AWS_ENDPOINT_URL={endpoint} " in out and "AWS_ACCESS_KEY_ID=testing" in out
+    assert "AWS_DEFAULT_REGION=us-east-1" in out and f"aws --endpoint-url {endpoint} " in out
+    assert f"curl -sS -X POST {endpoint}/restapis/abc123/prod/_user_request_/task " in out
+    assert "amazonaws.com" not in out  # nothing printed points at AWS
+
+
+def test_terminal_on_aws_uses_the_clis_own_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = boto3.Session(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="secret", region_name="eu-west-1")
+    env = target.Target("aws", session, "eu-west-1", "210987654321", "arn", Names(None), {})
+    printed = io.StringIO()
+    monkeypatch.setattr("sys.stdout", printed)
+    env.terminal(STAGE_URL)
+    lines = printed.getvalue().splitlines()
+    assert "210987654321" in lines[0] and lines[1:3] == [
+        "  export AWS_DEFAULT_REGION=eu-west-1",
+        "  aws sts get-caller-identity",
+    ]
+    assert lines[3].startswith(f"  curl -sS -X POST {STAGE_URL} ")
 
 
 def test_learner_suffix_reaches_the_target(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,8 @@
 """The offline AWS: moto plus a runtime that runs deployed Lambda code, API Gateway proxies and SQS mappings.
 
 ``start()`` is idempotent and called by ``taskflow.connect()`` in offline mode; ``stop()`` ends it;
-``running()`` is a context manager for tests; ``wait_idle(timeout)`` waits for mappings to drain.
+``running()`` is a context manager for tests; ``wait_idle(timeout)`` waits for mappings to drain;
+``terminal(api_url)`` prints the commands that reach the same account (and API) from a terminal.
 
 The modules, each with one job:
 
@@ -13,7 +14,8 @@ The modules, each with one job:
   ``lambda_logs``: Lambda's START/END/REPORT text;
 * ``api_proxy``: API Gateway's Lambda proxy integration; ``sqs_pollers``: event source mappings;
 * ``iam``: confining each function to its role; ``telemetry``: logs and metrics;
-* ``hooks``: the declared points where ``faults`` (tests) and benchmarks reach in; ``account``: the account.
+* ``hooks``: the declared points where ``faults`` (tests) and benchmarks reach in; ``account``: the account;
+* ``shell``: the commands that point the AWS CLI and ``curl`` at the running runtime.
 
 This package's ``__init__`` imports nothing else, so a worker process never loads moto.
 """
@@ -52,6 +54,14 @@ def wait_idle(timeout: float = 30.0) -> None:
     current().wait_idle(timeout)
 
 
+def terminal(api_url: str | None = None) -> None:
+    """Print the exports, an ``aws`` command and (given a stage URL such as ``.../prod/task``) the ``curl`` command
+    that reach this kernel's offline account and API from a terminal."""
+    from taskflow.offline import shell
+
+    print("\n".join(shell.commands(current().endpoint_url, api_url)))
+
+
 @contextmanager
 def running() -> Iterator[Runtime]:
     """Run the offline AWS for the duration of a ``with`` block, with fresh state."""
@@ -62,4 +72,4 @@ def running() -> Iterator[Runtime]:
         stop()
 
 
-__all__ = ["current", "running", "start", "stop", "wait_idle"]
+__all__ = ["current", "running", "start", "stop", "terminal", "wait_idle"]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlparse
+from wsgiref.headers import Headers
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,36 @@ class RestApi:
 
 
 @dataclass(frozen=True)
+class HttpRequest:
+    """A request for a stage that came in over the loopback server (``curl`` from a terminal).
+
+    It has what the runtime reads of the ``requests.PreparedRequest`` a kernel's own call arrives as (``method``,
+    ``url``, ``headers`` looked up in any case, ``body``), with the stage's own URL and ``Host``, so API Gateway's
+    answer and the function's event are the same whichever way the request came.
+    """
+
+    method: str
+    url: str
+    headers: Headers
+    body: bytes | None
+
+    @classmethod
+    def from_wsgi(cls, environ: dict[str, Any], url: str) -> HttpRequest:
+        """Read a WSGI request (its headers and body) as a request to ``url``."""
+        headers = Headers()
+        for key, value in environ.items():
+            if key.startswith("HTTP_") and key != "HTTP_HOST":
+                headers.add_header(key[5:].replace("_", "-").title(), value)
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+                headers.add_header(key.replace("_", "-").title(), value)
+        headers["Host"] = urlparse(url).netloc
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        stream = environ["wsgi.input"]
+        body = stream.read() if environ.get("wsgi.input_terminated") else stream.read(length) if length else b""
+        return cls(str(environ.get("REQUEST_METHOD", "GET")).upper(), url, headers, body or None)
+
+
+@dataclass(frozen=True)
 class InvokeReply:
     """What the Invoke API answers: the payload and the response headers (``X-Amz-Function-Error``...)."""
 
@@ -156,7 +188,8 @@ class Handlers(Protocol):
         ...
 
     def stage_request(self, request: Any, api_id: str, region: str) -> tuple[int, dict[str, str], Any]:
-        """An HTTP request to a REST API's stage URL (a ``requests.PreparedRequest``): status, headers, body."""
+        """An HTTP request to a REST API's stage URL (a ``requests.PreparedRequest`` from the kernel, or an
+        ``HttpRequest`` from the loopback server): status, headers, body."""
         ...
 
     def sqs_counted(self, region: str, queue: str, metric: str, count: int) -> None:

@@ -3,10 +3,15 @@
 moto registers a ``requests`` mock per stage URL at CreateDeployment and raises NotImplementedError for
 ``AWS_PROXY`` integrations. Here a deployment registers one catch-all route per API, whose callback is the
 runtime's ``stage_request``; and the routes are matched before moto's ~190 service URL patterns.
+
+A terminal's ``curl`` cannot reach those ``requests`` mocks, so the loopback server answers the same stages at
+``/restapis/{api_id}/{stage}/_user_request_/{path}`` (the form LocalStack gives a stage) through the same
+``stage_request``.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
 from typing import Any
 
@@ -14,12 +19,15 @@ import responses
 from moto.apigateway.models import apigateway_backends
 from moto.core.models import responses_mock
 
-from taskflow.offline.account import ACCOUNT_ID
-from taskflow.offline.model import Method, Resource, RestApi
+from taskflow.offline.account import ACCOUNT_ID, REGION
+from taskflow.offline.model import HttpRequest, Method, Resource, RestApi
 from taskflow.offline.seams.core import paged
 from taskflow.offline.seams.records import Installation, Patch, Read
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+USER_REQUEST = re.compile(r"^/restapis/([^/?#]+)/([^/?#]+)/_user_request_(/[^?#]*)?(?:\?([^#]*))?")
+# Sent by the loopback server itself, or not a WSGI application's to send.
+_SERVER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 
 def _routes(inst: Installation) -> tuple[list[Any], set[str]]:
@@ -99,6 +107,40 @@ def _find_stage_routes_first(original: Any, inst: Installation) -> Any:
     return find
 
 
+def _region_of(api_id: str) -> str:
+    """The region holding the API (the offline region when none does: its stage then answers 403)."""
+    for region, backend in list(apigateway_backends[ACCOUNT_ID].items()):
+        if api_id in backend.apis:
+            return str(region)
+    return REGION
+
+
+def _loopback_stages(original: Any, inst: Installation) -> Any:
+    """Answer ``/restapis/{api_id}/{stage}/_user_request_/{path}`` on the loopback server as the stage URL
+    ``https://{api_id}.execute-api.{region}.amazonaws.com/{stage}/{path}``; every other request goes to moto."""
+
+    def __call__(app: Any, environ: dict[str, Any], start_response: Any) -> Any:
+        uri = str(environ.get("REQUEST_URI") or environ.get("PATH_INFO") or "")
+        match = USER_REQUEST.match(uri) if uri.startswith("/restapis/") else None
+        if match is None:
+            return original(app, environ, start_response)
+        api_id, stage, path, query = match.groups()
+        region = _region_of(api_id)
+        url = f"https://{api_id}.execute-api.{region}.amazonaws.com/{stage}{path or '/'}" + (
+            f"?{query}" if query else ""
+        )
+        request = HttpRequest.from_wsgi(environ, url)
+        status, headers, body = inst.handlers.stage_request(request, api_id, region)
+        data = body.encode() if isinstance(body, str) else bytes(body or b"")
+        sent = [(name, value) for name, value in headers.items() if name.lower() not in _SERVER_HEADERS]
+        start_response(
+            f"{status} {http.client.responses.get(status, 'Unknown')}", [*sent, ("Content-Length", str(len(data)))]
+        )
+        return [b""] if request.method == "HEAD" else [data]
+
+    return __call__
+
+
 def _rest_apis_paged(original: Any, inst: Installation) -> Any:
     """GetRestApis answers 25 APIs per call unless ``limit`` asks for more (at most 500)."""
     return paged(
@@ -130,6 +172,14 @@ PATCHES = (
         "match stage URLs before moto's ~190 service patterns",
         _find_stage_routes_first,
         ("self", "request"),
+    ),
+    Patch(
+        "moto.moto_server.werkzeug_app",
+        "DomainDispatcherApplication",
+        "__call__",
+        "answer stage requests on the loopback server (curl from a terminal)",
+        _loopback_stages,
+        ("self", "environ", "start_response"),
     ),
 )
 
