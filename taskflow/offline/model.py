@@ -71,7 +71,8 @@ class Message:
     first_receive_timestamp: int
     group_id: str | None
     deduplication_id: str | None
-    message_attributes: dict[str, dict[str, Any]]
+    message_attributes: dict[str, dict[str, Any]]  # binary values base64-encoded, as the Query API sends them
+    sequence_number: str | None = None  # FIFO queues only
 
 
 @dataclass(frozen=True)

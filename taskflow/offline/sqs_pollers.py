@@ -31,6 +31,17 @@ NO_RECORDS = "No records processed"  # Lambda's LastProcessingResult before the 
 POLLER_ACTIONS = ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")
 
 
+def _message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute in the event's lowerCamelCase shape: only the value its type carries (a binary one
+    base64-encoded), and the list values Lambda always includes, empty."""
+    shaped: dict[str, Any] = {}
+    if value.get("StringValue") is not None:
+        shaped["stringValue"] = value["StringValue"]
+    if value.get("BinaryValue") is not None:
+        shaped["binaryValue"] = value["BinaryValue"]
+    return {**shaped, "stringListValues": [], "binaryListValues": [], "dataType": value.get("DataType")}
+
+
 def record(message: Message, queue: Queue) -> dict[str, Any]:
     """One record of the event Lambda sends for an SQS batch."""
     attributes = {
@@ -40,23 +51,17 @@ def record(message: Message, queue: Queue) -> dict[str, Any]:
         "ApproximateFirstReceiveTimestamp": str(message.first_receive_timestamp),
     }
     if queue.fifo:
-        attributes.update(MessageGroupId=message.group_id, MessageDeduplicationId=message.deduplication_id)
-    message_attributes = {
-        name: {
-            "stringValue": value.get("StringValue"),
-            "binaryValue": value.get("BinaryValue"),
-            "stringListValues": [],
-            "binaryListValues": [],
-            "dataType": value.get("DataType"),
-        }
-        for name, value in message.message_attributes.items()
-    }
+        attributes.update(
+            SequenceNumber=message.sequence_number,
+            MessageGroupId=message.group_id,
+            MessageDeduplicationId=message.deduplication_id,
+        )
     return {
         "messageId": message.id,
         "receiptHandle": message.receipt_handle,
         "body": message.body,
         "attributes": attributes,
-        "messageAttributes": message_attributes,
+        "messageAttributes": {name: _message_attribute(v) for name, v in message.message_attributes.items()},
         "md5OfBody": message.body_md5,
         **({"md5OfMessageAttributes": message.attributes_md5} if message.attributes_md5 else {}),
         "eventSource": "aws:sqs",

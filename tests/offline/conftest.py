@@ -190,9 +190,7 @@ class Aws:
         )
 
 
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Credentials and region for in-process moto; no endpoint or profile that could reach a real account."""
+def _offline_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("AWS_ENDPOINT_URL") or key in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"}:
             monkeypatch.delenv(key)
@@ -201,6 +199,12 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials and region for in-process moto; no endpoint or profile that could reach a real account."""
+    _offline_env(monkeypatch)
 
 
 @pytest.fixture
@@ -214,3 +218,16 @@ def rt(aws_env: None) -> Iterator[Runtime]:
 @pytest.fixture
 def aws(rt: Runtime, tmp_path: Path) -> Aws:
     return Aws(out_dir=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
+    """One offline AWS for a whole test module, so a suite deploys its functions and APIs once and shares them.
+
+    Tests in such a module must tell their own records apart (by queue, path or marker), since they share one.
+    """
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _offline_env(monkeypatch)
+        offline.stop()
+        with offline.running():
+            yield Aws(out_dir=tmp_path_factory.mktemp("module-aws"))

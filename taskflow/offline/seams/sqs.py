@@ -10,7 +10,9 @@ one (~40 ms per send at a depth of 1,000); here one clock read per pass. A recei
 
 from __future__ import annotations
 
+import base64
 import functools
+import itertools
 import string
 from typing import Any
 
@@ -28,6 +30,8 @@ from taskflow.offline.seams.core import moto_error
 from taskflow.offline.seams.records import Installation, Patch, Read
 
 RECEIPT_HANDLE_LENGTH = 185  # as moto.sqs.utils.generate_receipt_handle
+# FIFO sequence numbers: 20 digits, as SQS's, increasing with every message sent (moto draws random ones).
+_SEQUENCE = itertools.count(10_000_000_000_000_000_000)
 
 
 def _example_queue() -> Any:
@@ -48,6 +52,15 @@ def queue(arn: str) -> Queue | None:
     return Queue(found.name, found.region, found.queue_arn, int(found.visibility_timeout), bool(found.fifo_queue))
 
 
+def _attribute_view(value: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute as SendMessage took it, with a binary value base64-encoded (moto keeps the bytes)."""
+    view = dict(value)
+    binary = view.get("BinaryValue")
+    if isinstance(binary, (bytes, bytearray)):
+        view["BinaryValue"] = base64.b64encode(binary).decode()
+    return view
+
+
 def _message_view(message: Any) -> Message:
     return Message(
         id=message.id,
@@ -61,7 +74,8 @@ def _message_view(message: Any) -> Message:
         first_receive_timestamp=int(message.approximate_first_receive_timestamp),
         group_id=message.group_id,
         deduplication_id=message.deduplication_id,
-        message_attributes=dict(message.message_attributes or {}),
+        message_attributes={k: _attribute_view(v) for k, v in (message.message_attributes or {}).items()},
+        sequence_number=message.sequence_number,
     )
 
 
@@ -152,6 +166,18 @@ def _lagging_counts(original: Any, inst: Installation) -> Any:
         return attributes
 
     return get_queue_attributes
+
+
+def _sequenced_add(original: Any, inst: Installation) -> Any:
+    """SQS gives each FIFO message a sequence number that increases within its group; moto draws a random one,
+    and none at all under content-based deduplication. Numbered before the message is visible to a receive."""
+
+    def add_message(q: Any, message: Any) -> None:
+        if q.fifo_queue:
+            message.sequence_number = str(next(_SEQUENCE))
+        original(q, message)
+
+    return add_message
 
 
 def _remembered_create(original: Any, inst: Installation) -> Any:
@@ -313,6 +339,7 @@ PATCHES = (
         _delayed,
         ("self",),
     ),
+    Patch(*_QUEUE, "add_message", "number FIFO messages in order", _sequenced_add, ("self", "message")),
     Patch(*_QUEUE, "delete_message", "delete a message in one pass", _delete_in_one_pass, ("self", "receipt_handle")),
     Patch("moto.sqs.models", None, "generate_receipt_handle", "draw receipt handles in one call", _receipt_handle, ()),
     Patch("moto.sqs.models", None, "camelcase_to_underscores", "memoize attribute names", _memoized, ("argument",)),
@@ -356,6 +383,7 @@ READS = (
             ("approximate_first_receive_timestamp", "when a message was first received"),
             ("group_id", "a FIFO message's group"),
             ("deduplication_id", "a FIFO message's deduplication id"),
+            ("sequence_number", "a FIFO message's sequence number"),
             ("visible_at", "when a message becomes visible again"),
             ("delayed_until", "until when a message is delayed"),
         )
