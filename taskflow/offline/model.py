@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Function:
-    """A deployed Lambda function's code and configuration ($LATEST)."""
+    """A deployed Lambda function's code and configuration: $LATEST, or the published ``version`` invoked."""
 
     name: str
     arn: str
@@ -27,6 +27,7 @@ class Function:
     upload_id: str | None  # every upload gets its own, even of identical bytes
     log_group: str
     code_zip: bytes = field(repr=False)
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True)
@@ -123,12 +124,18 @@ class SignedRequest(Protocol):
 class Handlers(Protocol):
     """What the seam layer calls when moto reaches a point the offline runtime decides."""
 
-    def invoke(self, function: Function, payload: bytes | str | None, invocation_type: str) -> InvokeReply:
-        """An Invoke call (``RequestResponse``, ``Event`` or ``DryRun``); may raise AwsError."""
+    def invoke(
+        self, function: Function, payload: bytes | str | None, invocation_type: str, invoked_arn: str
+    ) -> InvokeReply:
+        """An Invoke call (``RequestResponse``, ``Event`` or ``DryRun``) naming ``invoked_arn``; may raise AwsError."""
         ...
 
     def creating_function(self, role_arn: str) -> None:
         """Before CreateFunction: raise AwsError to refuse it."""
+        ...
+
+    def configuring_environment(self, variables: dict[str, str]) -> None:
+        """Before CreateFunction or UpdateFunctionConfiguration sets these variables: raise AwsError to refuse."""
         ...
 
     def creating_mapping(self, function: Function, source_arn: str) -> None:
