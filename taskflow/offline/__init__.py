@@ -11,6 +11,7 @@ The modules, each with one job:
 * ``model``: the plain views of resources the seam layer hands the rest; ``errors``: AWS errors to answer with;
 * ``functions``: Lambda's Invoke; ``pool``: warm containers per version; ``worker_process``: one container
   seen from the kernel; ``worker``: the process itself; ``protocol``: the messages between the two;
+  ``sandbox``: what a worker can import (the zip, the runtime's SDK) and write (not its code);
   ``lambda_logs``: Lambda's START/END/REPORT text;
 * ``api_proxy``: API Gateway's Lambda proxy integration; ``sqs_pollers``: event source mappings;
 * ``iam``: confining each function to its role; ``telemetry``: logs and metrics;

@@ -16,7 +16,7 @@ from wsgiref.headers import Headers
 
 @dataclass(frozen=True)
 class Function:
-    """A deployed Lambda function's code and configuration ($LATEST)."""
+    """A deployed Lambda function's code and configuration: $LATEST, or the published ``version`` invoked."""
 
     name: str
     arn: str
@@ -30,6 +30,7 @@ class Function:
     upload_id: str | None  # every upload gets its own, even of identical bytes
     log_group: str
     code_zip: bytes = field(repr=False)
+    version: str = "$LATEST"
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,18 @@ class SignedRequest(Protocol):
 class Handlers(Protocol):
     """What the seam layer calls when moto reaches a point the offline runtime decides."""
 
-    def invoke(self, function: Function, payload: bytes | str | None, invocation_type: str) -> InvokeReply:
-        """An Invoke call (``RequestResponse``, ``Event`` or ``DryRun``); may raise AwsError."""
+    def invoke(
+        self, function: Function, payload: bytes | str | None, invocation_type: str, invoked_arn: str
+    ) -> InvokeReply:
+        """An Invoke call (``RequestResponse``, ``Event`` or ``DryRun``) naming ``invoked_arn``; may raise AwsError."""
         ...
 
     def creating_function(self, role_arn: str) -> None:
         """Before CreateFunction: raise AwsError to refuse it."""
+        ...
+
+    def configuring_environment(self, variables: dict[str, str]) -> None:
+        """Before CreateFunction or UpdateFunctionConfiguration sets these variables: raise AwsError to refuse."""
         ...
 
     def creating_mapping(self, function: Function, source_arn: str) -> None:

@@ -2,7 +2,8 @@
 
 A version is the function's code (and upload) with its handler, environment, timeout, memory and role: any
 change starts new containers, as UpdateFunctionCode and UpdateFunctionConfiguration do on Lambda. Each version's
-zip is extracted once, into a directory of its own.
+zip is extracted once, into a directory of its own made read-only (Lambda's /var/task is); the runtime directory
+the workers import the SDK from (``sandbox``) is built once, beside them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import tempfile
 import threading
 import zipfile
@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from taskflow.offline import sandbox
 from taskflow.offline.model import Function
 from taskflow.offline.worker_process import Worker
 
@@ -52,14 +53,17 @@ class Pool:
 
 
 class Pools:
-    """Every function's current pool; ``spawn(fn, code_dir)`` starts a worker when none is idle."""
+    """Every function's current pool; ``spawn(fn, code_dir, runtime_dir)`` starts a worker when none is idle."""
 
-    def __init__(self, spawn: Callable[[Function, Path], Worker], max_workers: int = MAX_WORKERS_PER_FUNCTION) -> None:
+    def __init__(
+        self, spawn: Callable[[Function, Path, Path], Worker], max_workers: int = MAX_WORKERS_PER_FUNCTION
+    ) -> None:
         self._spawn = spawn
         self.max_workers = max_workers
         self._pools: dict[str, Pool] = {}
         self._lock = threading.Lock()
         self._code_root = Path(tempfile.mkdtemp(prefix="taskflow-lambda-"))
+        self.runtime_dir = sandbox.runtime_dir(self._code_root / "runtime")
 
     @property
     def busy(self) -> bool:
@@ -77,6 +81,7 @@ class Pools:
                 tmp = Path(tempfile.mkdtemp(dir=self._code_root))
                 with zipfile.ZipFile(io.BytesIO(fn.code_zip)) as archive:
                     archive.extractall(tmp)
+                sandbox.make_read_only(tmp)
                 tmp.rename(code_dir)
             new = Pool(key=key, code_dir=code_dir)
             self._pools[fn.arn] = new
@@ -99,7 +104,7 @@ class Pools:
                     break
                 pool.cond.wait()
         try:
-            return self._spawn(fn, pool.code_dir), True
+            return self._spawn(fn, pool.code_dir, self.runtime_dir), True
         except BaseException:
             with pool.cond:
                 pool.busy -= 1
@@ -127,4 +132,4 @@ class Pools:
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             self.retire(pool)
-        shutil.rmtree(self._code_root, ignore_errors=True)
+        sandbox.remove_tree(self._code_root)

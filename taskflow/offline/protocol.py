@@ -31,15 +31,20 @@ class Ready(NamedTuple):
 
 
 class Invoke(NamedTuple):
-    """Kernel -> worker: run the handler once with this event (JSON text) before ``deadline`` (epoch seconds)."""
+    """Kernel -> worker: run the handler once with this event (JSON text) before ``deadline`` (epoch seconds).
+
+    ``invoked_arn`` is the ARN the caller named (with its qualifier, if any): the context's invoked_function_arn.
+    """
 
     request_id: str
     payload: str
     deadline: float
+    invoked_arn: str
 
 
 class Result(NamedTuple):
-    """Worker -> kernel: the handler's JSON-encoded answer (``ok``) or Lambda's error payload, and peak memory."""
+    """Worker -> kernel: the handler's answer (``ok``: JSON text, or bytes it returned) or Lambda's error payload,
+    and peak memory."""
 
     ok: bool
     body: Any

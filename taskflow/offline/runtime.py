@@ -155,11 +155,16 @@ class _Handlers:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
 
-    def invoke(self, function: Function, payload: bytes | str | None, invocation_type: str) -> InvokeReply:
-        return self._rt.functions.invoke_api(function, payload, invocation_type)
+    def invoke(
+        self, function: Function, payload: bytes | str | None, invocation_type: str, invoked_arn: str
+    ) -> InvokeReply:
+        return self._rt.functions.invoke_api(function, payload, invocation_type, invoked_arn)
 
     def creating_function(self, role_arn: str) -> None:
         self._rt.functions.creating_function(role_arn)
+
+    def configuring_environment(self, variables: dict[str, str]) -> None:
+        self._rt.functions.configuring_environment(variables)
 
     def creating_mapping(self, function: Function, source_arn: str) -> None:
         self._rt.pollers.creating(function, source_arn)

@@ -1,14 +1,19 @@
 """The process a Lambda function's code runs in offline: one per warm "container".
 
-Started by ``taskflow.offline.functions`` as ``python -I worker.py`` with the function's
-environment, it imports the handler from the deployed code directory (init phase), then serves
-invocations one at a time over a ``multiprocessing.connection`` link. Everything the handler prints
-or logs is streamed back as it happens, so nothing is lost if the process is killed on a timeout.
-It imports only the standard library itself (and ``protocol.py``, by path); the handler brings boto3, as on Lambda.
+Started by ``taskflow.offline.worker_process`` as ``python -I -S worker.py`` (no site-packages) with the
+function's environment, it puts the deployed code (LAMBDA_TASK_ROOT) first on ``sys.path`` and the runtime's
+SDK directory (LAMBDA_RUNTIME_DIR, see ``sandbox``) after it, as the Lambda Python runtime does, imports the
+handler (init phase), then serves invocations one at a time over a ``multiprocessing.connection`` link.
+Everything the handler prints or logs is streamed back as it happens, so nothing is lost if the process is
+killed on a timeout. Results, errors and the context object follow the runtime's bootstrap (awslambdaric).
+It imports only the standard library itself, and ``protocol.py`` by path under a name function code would
+not import, so the function sees nothing of taskflow; the handler brings boto3, as on Lambda.
 """
 
 from __future__ import annotations
 
+import decimal
+import errno
 import importlib
 import importlib.util
 import json
@@ -75,24 +80,52 @@ class _LambdaFormatter(logging.Formatter):
         return text
 
 
-class Context:
-    """The context object a Python handler receives on Lambda."""
+class CognitoIdentity:
+    """``context.identity``: the runtime always passes one; both ids are None unless a mobile SDK sent them."""
 
-    def __init__(self, request_id: str, deadline: float) -> None:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self) -> None:
+        self.cognito_identity_id = None
+        self.cognito_identity_pool_id = None
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class Context:
+    """The context object a Python handler receives on Lambda (awslambdaric's ``LambdaContext``).
+
+    As there, ``memory_limit_in_mb`` and ``function_version`` are the strings of the runtime's variables.
+    """
+
+    def __init__(self, request_id: str, deadline: float, invoked_arn: str) -> None:
         env = os.environ
         self.aws_request_id = request_id
-        self.function_name = env["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = env["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.invoked_function_arn = env["TASKFLOW_FUNCTION_ARN"]
-        self.memory_limit_in_mb = env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-        self.log_group_name = env["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = env["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.identity = None
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_arn
+        self.tenant_id = None
         self.client_context = None
-        self._deadline = deadline
+        self.identity = CognitoIdentity()
+        self._deadline_ms = int(deadline * 1000)
 
     def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.time()) * 1000))
+        return max(0, self._deadline_ms - int(time.time() * 1000))
+
+    def log(self, msg: object) -> None:
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        fields = ("aws_request_id", "log_group_name", "log_stream_name", "function_name", "memory_limit_in_mb")
+        more = ("function_version", "invoked_function_arn", "client_context", "identity", "tenant_id")
+        return "LambdaContext([" + ",".join(f"{name}={getattr(self, name)}" for name in fields + more) + "])"
 
 
 def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
@@ -106,44 +139,140 @@ def _error(exc: BaseException, error_type: str | None = None) -> dict[str, Any]:
     }
 
 
+def _fault(error_type: str, message: str, trace: list[str] | None = None, request_id: str = "") -> dict[str, Any]:
+    """The runtime's own error payload (its FaultException): no trace unless it gives one."""
+    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": trace or []}
+
+
 def _log_error(err: dict[str, Any]) -> None:
-    stack = "".join(err["stackTrace"]).rstrip("\n")
-    head = f"[ERROR] {err['errorType']}: {err['errorMessage']}"
-    sys.stdout.write(f"{head}\nTraceback (most recent call last):\n{stack}\n")  # one write: one log event
+    """The runtime's ``[ERROR]`` entry: type, message, then the trace indented with no-break spaces, one event."""
+    lines = [f"[ERROR] {err['errorType']}: {err['errorMessage']}", "Traceback (most recent call last):"]
+    for element in err["stackTrace"]:
+        for line in element.splitlines():
+            stripped = line.lstrip(" ")
+            lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\n".join(lines) + "\n")  # one write: one log event
     sys.stdout.flush()
 
 
-def _isolate_imports(code_dir: str) -> None:
-    """Make the deployed code the only project code importable, as in a Lambda container."""
-    repo_root = str(Path(__file__).resolve().parents[2])
-    sys.path[:] = [code_dir] + [
-        p for p in sys.path if p and os.path.abspath(p) != repo_root and "__editable__" not in p
-    ]
-    # An editable install maps the repo's packages with a finder on sys.meta_path: a class, not an
-    # instance, so look at the module that defines it (``__editable___<dist>_finder``).
-    sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+def _isolate_imports(code_dir: str, runtime_dir: str) -> None:
+    """Make the deployed code, then PYTHONPATH, then the runtime's SDK, then the standard library importable.
+
+    Started with ``-I -S``, ``sys.path`` holds only the standard library; a function's own PYTHONPATH (which
+    ``-I`` ignores) comes after the code, as on Lambda.
+    """
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = [code_dir, *extra, runtime_dir, *sys.path]
     os.chdir(code_dir)
 
 
+# Audit events that write to a path, and which of their arguments are paths written.
+_WRITES = {
+    "os.mkdir": (0,),
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.rename": (0, 1),
+    "os.symlink": (1,),
+    "os.link": (1,),
+    "os.truncate": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _read_only(root: str) -> None:
+    """Refuse writes under ``root`` from Python code with EROFS, as Lambda's read-only /var/task does.
+
+    The directory is also read-only on disk (``sandbox.make_read_only``), which stops native code and other
+    processes too, except for root, whom permissions do not stop: this hook stops Python code for everyone.
+    """
+    roots = {os.path.abspath(root), os.path.realpath(root)}  # a path may name it either way (macOS's /tmp)
+    prefixes = tuple(r + os.sep for r in roots)
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool((flags or 0) & _WRITE_FLAGS)
+            paths: tuple[Any, ...] = (path,) if writes else ()
+        elif event in _WRITES:
+            paths = tuple(args[i] for i in _WRITES[event])
+        else:
+            return
+        for path in paths:
+            if isinstance(path, int) or path is None:
+                continue
+            full = os.path.abspath(os.fsdecode(path))
+            if full in roots or full.startswith(prefixes):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fsdecode(path))
+
+    sys.addaudithook(hook)
+
+
 def _load_handler(spec: str) -> tuple[Any, dict[str, Any] | None]:
-    module_name, _, func_name = spec.rpartition(".")
+    """Import the handler as awslambdaric's ``_get_handler`` does, with the same error types and messages."""
     try:
+        module_name, func_name = spec.rsplit(".", 1)
+    except ValueError as exc:
+        return None, _fault("Runtime.MalformedHandlerName", f"Bad handler '{spec}': {exc}")
+    try:
+        if module_name.split(".")[0] in sys.builtin_module_names:
+            message = f"Cannot use built-in module {module_name} as a handler module"
+            return None, _fault("Runtime.BuiltInModuleConflict", message)
         module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:  # noqa: BLE001 - reported to the caller as Lambda does
-        err = _error(exc, "Runtime.ImportModuleError")
-        err["errorMessage"] = f"Unable to import module '{module_name}': {exc}"
-        if not isinstance(exc, ImportError):
-            err["errorType"] = "Runtime.UserCodeSyntaxError" if isinstance(exc, SyntaxError) else err["errorType"]
-        return None, err
-    handler = getattr(module, func_name, None)
-    if handler is None:
-        return None, {
-            "errorMessage": f"Handler '{func_name}' missing on module '{module_name}'",
-            "errorType": "Runtime.HandlerNotFound",
-            "requestId": "",
-            "stackTrace": [],
-        }
-    return handler, None
+    except ImportError as exc:
+        return None, _fault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}")
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
+        message = f"Syntax error in module '{module_name}': {exc}"
+        return None, _fault("Runtime.UserCodeSyntaxError", message, trace)
+    except Exception as exc:  # noqa: BLE001 - module-level code raised: reported with its own type, as on Lambda
+        return None, _error(exc)
+    try:
+        return getattr(module, func_name), None
+    except AttributeError:
+        return None, _fault("Runtime.HandlerNotFound", f"Handler '{func_name}' missing on module '{module_name}'")
+
+
+_PLACEHOLDER = os.urandom(8).hex()  # no returned string could contain it by chance
+
+
+class _Encoder(json.JSONEncoder):
+    """The runtime's marshaller: a Decimal (what DynamoDB reads give) is written as a JSON number, text unescaped.
+
+    awslambdaric uses simplejson and writes ``str(decimal)`` raw; the standard library cannot, so each Decimal
+    becomes a unique placeholder string that ``_marshal`` swaps for the number's text.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(ensure_ascii=False)  # as the runtime does for python3.12 and later
+        self.numbers: dict[str, str] = {}
+
+    def default(self, o: Any) -> Any:
+        if isinstance(o, decimal.Decimal):
+            if o.is_nan():
+                return float("nan")
+            placeholder = f"\x00{_PLACEHOLDER}:{len(self.numbers)}"
+            self.numbers[json.dumps(placeholder)] = str(o)
+            return placeholder
+        return super().default(o)
+
+
+def _marshal(response: Any) -> str | bytes:
+    """The response body: bytes as they are, anything else as JSON (TypeError/ValueError if it cannot be)."""
+    if isinstance(response, bytes):
+        return response
+    encoder = _Encoder()
+    text = encoder.encode(response)
+    for placeholder, number in encoder.numbers.items():
+        text = text.replace(placeholder, number)
+    return text
+
+
+def _trace_id() -> str:
+    """A fresh X-Ray trace header, as Lambda sets ``_X_AMZN_TRACE_ID`` for each invocation (not sampled)."""
+    return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
 
 
 def _max_rss_kb() -> int:
@@ -199,8 +328,11 @@ def main() -> None:
     root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING"))
 
     started = time.perf_counter()
-    _isolate_imports(os.environ["LAMBDA_TASK_ROOT"])
+    _isolate_imports(os.environ["LAMBDA_TASK_ROOT"], os.environ["LAMBDA_RUNTIME_DIR"])
+    _read_only(os.environ["LAMBDA_TASK_ROOT"])
     handler, init_error = _load_handler(os.environ["_HANDLER"])
+    if init_error is not None:
+        _log_error(init_error)  # the init phase's own entry; each invocation logs it again, as Lambda retries init
     sys.stdout.flush()
     protocol.send(_conn, protocol.Ready((time.perf_counter() - started) * 1000, init_error))
 
@@ -211,24 +343,21 @@ def main() -> None:
             return  # the kernel closed the link: this container is being retired
         request_id, payload, deadline = invoke.request_id, invoke.payload, invoke.deadline
         _request_id = request_id
+        os.environ["_X_AMZN_TRACE_ID"] = _trace_id()
         ok, result = True, None
         try:
             if init_error is not None:
                 raise RuntimeError(init_error["errorMessage"])
             event = json.loads(payload)
-            response = handler(event, Context(request_id, deadline))
+            response = handler(event, Context(request_id, deadline, invoke.invoked_arn))
             try:
-                result = json.dumps(response)
-            except (TypeError, ValueError) as exc:
+                result = _marshal(response)
+            except (TypeError, ValueError, RecursionError) as exc:
                 ok, result = (
                     False,
-                    {
-                        "errorMessage": f"Unable to marshal response: {exc}",
-                        "errorType": "Runtime.MarshalError",
-                        "requestId": request_id,
-                        "stackTrace": [],
-                    },
+                    _fault("Runtime.MarshalError", f"Unable to marshal response: {exc}", None, request_id),
                 )
+                _log_error(result)
         except Exception as exc:  # noqa: BLE001 - an unhandled error, reported as Lambda does
             ok, result = False, (init_error or _error(exc))
             _log_error(result)

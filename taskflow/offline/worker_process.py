@@ -1,7 +1,8 @@
 """One Lambda "container" seen from the kernel: start a worker process, and run one invocation in it.
 
-``Spawner.spawn`` starts ``python -I worker.py`` in the deployed code's directory with the function's
-environment and its role's credentials, waits for the init phase (10 s, Lambda's limit, then the function's
+``Spawner.spawn`` starts ``python -I -S worker.py`` (isolated, no site-packages: the worker sees the code and the
+runtime directory of ``sandbox`` only) in the deployed code's directory with the function's environment and its
+role's credentials, waits for the init phase (10 s, Lambda's limit, then the function's
 Timeout, as Lambda retries init inside the first invoke), and returns a warm ``Worker``. ``run`` sends one
 ``Invoke`` over the link and collects the log lines and the result, killing the worker if it outlives the
 Timeout or if a test asked for a crash.
@@ -33,6 +34,8 @@ SPAWN_TIMEOUT = 30.0
 INIT_TIMEOUT = 10.0  # Lambda's init phase limit
 # What a worker inherits from the kernel's environment: only what a process needs to start.
 INHERITED = ("PATH", "SYSTEMROOT", "TMPDIR", "TEMP", "TMP")
+# The runtime's variables a function's configuration may replace (Lambda does not reserve them).
+UNRESERVED_DEFAULTS = {"LANG": "en_US.UTF-8", "TZ": ":UTC"}
 
 
 @dataclass
@@ -70,7 +73,7 @@ class Outcome:
     """What one invocation in a worker produced, between Lambda's START and END lines."""
 
     logs: list[tuple[str, float]] = field(default_factory=list)
-    result: str | None = None  # the handler's answer, JSON-encoded
+    result: str | bytes | None = None  # the handler's answer, JSON-encoded (or the bytes it returned)
     error: dict[str, Any] | None = None  # Lambda's error payload
     max_memory_mb: int = 0
     crashed: bool = False
@@ -84,18 +87,18 @@ class Spawner:
         self.iam = iam
         self._authkey = secrets.token_bytes(16)
 
-    def spawn(self, fn: Function, code_dir: Path) -> Worker:
+    def spawn(self, fn: Function, code_dir: Path, runtime_dir: Path) -> Worker:
         stream = lambda_logs.stream_name(time.time(), os.urandom(16).hex())
         creds = self.iam.issue(fn.role, fn.name, fn.region)
         listener = Listener(("127.0.0.1", 0), authkey=self._authkey)
         host, port = listener.address
-        env = self.environment(fn, code_dir, stream, creds)
+        env = self.environment(fn, code_dir, runtime_dir, stream, creds)
         env[protocol.ADDRESS_ENV] = f"{host}:{port}"
         env[protocol.AUTHKEY_ENV] = self._authkey.hex()
         # The interpreter's own complaints, if it cannot start; closed below once the child has it.
         stderr = tempfile.TemporaryFile()  # noqa: SIM115
         process = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER_SCRIPT)],
+            [sys.executable, "-I", "-S", str(WORKER_SCRIPT)],
             env=env,
             cwd=code_dir,
             stdin=subprocess.DEVNULL,
@@ -160,27 +163,33 @@ class Spawner:
             stderr.close()
         return worker
 
-    def environment(self, fn: Function, code_dir: Path, stream: str, creds: Credentials) -> dict[str, str]:
-        """The function's variables and the runtime's, as the Lambda Python runtime sets them."""
+    def environment(
+        self, fn: Function, code_dir: Path, runtime_dir: Path, stream: str, creds: Credentials
+    ) -> dict[str, str]:
+        """The function's variables and the runtime's, as the Lambda Python runtime sets them.
+
+        Unreserved defaults (LANG, TZ, LD_LIBRARY_PATH) give way to the function's own; reserved ones cannot
+        be configured (CreateFunction refuses them). The endpoint and the empty config files point boto3 at the
+        offline AWS and away from the learner's profiles; they are the only variables Lambda would not set.
+        """
         env = {k: v for k, v in os.environ.items() if k in INHERITED}
+        env.update(UNRESERVED_DEFAULTS)
+        libs = [str(runtime_dir), f"{runtime_dir}/lib", str(code_dir), f"{code_dir}/lib"]
+        env["LD_LIBRARY_PATH"] = os.pathsep.join([*libs, *filter(None, [os.environ.get("LD_LIBRARY_PATH")])])
         env.update(fn.environment)
         env.update(
-            LANG="en_US.UTF-8",
-            TZ=":UTC",
-            PYTHONUNBUFFERED="1",
-            PYTHONDONTWRITEBYTECODE="1",
             AWS_REGION=fn.region,
             AWS_DEFAULT_REGION=fn.region,
             AWS_EXECUTION_ENV="AWS_Lambda_python3.13",
             AWS_LAMBDA_FUNCTION_NAME=fn.name,
             AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(fn.memory),
-            AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+            AWS_LAMBDA_FUNCTION_VERSION=fn.version,
             AWS_LAMBDA_INITIALIZATION_TYPE="on-demand",
             AWS_LAMBDA_LOG_GROUP_NAME=fn.log_group,
             AWS_LAMBDA_LOG_STREAM_NAME=stream,
             LAMBDA_TASK_ROOT=str(code_dir),
+            LAMBDA_RUNTIME_DIR=str(runtime_dir),
             _HANDLER=fn.handler,
-            TASKFLOW_FUNCTION_ARN=fn.arn,
             AWS_ACCESS_KEY_ID=creds.access_key_id,
             AWS_SECRET_ACCESS_KEY=creds.secret_access_key,
             AWS_SESSION_TOKEN=creds.session_token,
@@ -191,12 +200,19 @@ class Spawner:
         return env
 
 
-def run(worker: Worker, request_id: str, payload: str, timeout: float, crash_after: int | None = None) -> Outcome:
+def run(
+    worker: Worker,
+    request_id: str,
+    payload: str,
+    timeout: float,
+    invoked_arn: str,
+    crash_after: int | None = None,
+) -> Outcome:
     """Run one invocation in ``worker``; after a timeout or a crash the worker is dead."""
     outcome = Outcome()
     started = time.perf_counter()
     try:
-        protocol.send(worker.conn, protocol.Invoke(request_id, payload, time.time() + timeout))
+        protocol.send(worker.conn, protocol.Invoke(request_id, payload, time.time() + timeout, invoked_arn))
         while True:
             if crash_after is not None and len(outcome.logs) >= crash_after:
                 outcome.crashed = True  # fault injection: the container dies mid-invocation

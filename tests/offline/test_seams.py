@@ -223,7 +223,8 @@ def _known_attributes() -> set[str]:
         known |= {n for n in (*vars(cls), *cls.__annotations__) if not n.startswith("__")}
     known |= {"code", "message", "status", "query_code"}  # errors.AwsError
     known |= {n for n in vars(Installation) if not n.startswith("__")} | {"handlers", "state", "patches"}
-    for builtin in (dict, list, str, set, bytes, tuple, object, int, float, type, random.Random, re.Pattern, re.Match):
+    builtins = (dict, list, str, set, bytes, tuple, object, int, float, type, staticmethod)
+    for builtin in (*builtins, random.Random, re.Pattern, re.Match):
         known |= set(dir(builtin))
     assert errors.AwsError("c", "m").query_code is None
     return known

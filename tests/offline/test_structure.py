@@ -78,7 +78,7 @@ def test_the_worker_protocol_round_trips_every_message() -> None:
         protocol.Log("hello\n", 1.5),
         protocol.Ready(12.5, None),
         protocol.Ready(3.0, {"errorType": "Runtime.ImportModuleError", "errorMessage": "no"}),
-        protocol.Invoke("req-1", '{"a": 1}', 99.0),
+        protocol.Invoke("req-1", '{"a": 1}', 99.0, "arn:aws:lambda:us-east-1:123456789012:function:f"),
         protocol.Result(True, '{"ok": true}', 2048),
     ]
     for message in messages:

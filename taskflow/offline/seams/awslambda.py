@@ -1,12 +1,14 @@
-"""moto's Lambda: Invoke runs the deployed code, CreateFunction and CreateEventSourceMapping are checked as
-Lambda checks them, SQS mappings are polled by the runtime instead of triggered inside SendMessage, and
-GetEventSourceMapping reports the poller's LastProcessingResult. Plus the views of functions and mappings.
+"""moto's Lambda: Invoke runs the deployed code (of the version its Qualifier names), CreateFunction,
+UpdateFunctionConfiguration and CreateEventSourceMapping are checked as Lambda checks them, SQS mappings are
+polled by the runtime instead of triggered inside SendMessage, and GetEventSourceMapping reports the poller's
+LastProcessingResult. Plus the views of functions and mappings.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import unquote
 
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
@@ -35,6 +37,7 @@ def function_view(fn: Any) -> Function:
         upload_id=code.get("UUID"),
         log_group=fn.logs_group_name,
         code_zip=fn.code_bytes,
+        version=str(fn.version),
     )
 
 
@@ -77,11 +80,13 @@ def mapping(region: str, uuid: str) -> Mapping | None:
 
 
 def _invoke(original: Any, inst: Installation) -> Any:
+    """Invocations moto makes itself (InvokeAsync, other services' triggers) run the deployed code too."""
+
     def invoke(fn: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
         headers = {str(k).lower(): v for k, v in (request_headers or {}).items()}
         kind = headers.get("x-amz-invocation-type", "RequestResponse")
         try:
-            reply = inst.handlers.invoke(function_view(fn), body, kind)
+            reply = inst.handlers.invoke(function_view(fn), body, kind, fn.function_arn)
         except AwsError as err:
             raise moto_error(err) from None
         response_headers.update(reply.headers)
@@ -90,15 +95,84 @@ def _invoke(original: Any, inst: Installation) -> Any:
     return invoke
 
 
+def _named_qualifier(name: str) -> str | None:
+    """The qualifier inside a function name, partial ARN or ARN (``name:prod``, ``...:function:name:1``)."""
+    parts = name.split(":")
+    if name.startswith("arn:"):
+        return parts[7] if len(parts) > 7 else None
+    if len(parts) >= 3 and parts[1] == "function":
+        return parts[3] if len(parts) > 3 else None
+    return parts[1] if len(parts) == 2 else None
+
+
+def _invoke_response(original: Any, inst: Installation) -> Any:
+    """The Invoke API: the Qualifier picks the version (moto reads a lower-case parameter botocore never sends),
+    an unknown one is ResourceNotFoundException, and payload limits are the runtime's (moto's is approximate).
+    """
+
+    def invoke(self: Any) -> tuple[int, dict[str, str], bytes]:
+        name = unquote(self.path.rsplit("/", 2)[-2])
+        qualifier = self.querystring.get("Qualifier", [None])[0] or _named_qualifier(name)
+        fn = self.backend.get_function(name, qualifier)  # UnknownFunctionException: 404, as on Lambda
+        view = function_view(fn)
+        base = f"arn:aws:lambda:{view.region}:{ACCOUNT_ID}:function:{view.name}"
+        invoked_arn = f"{base}:{qualifier}" if qualifier else base
+        kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        try:
+            reply = inst.handlers.invoke(view, self.body, kind, invoked_arn)
+        except AwsError as err:
+            raise moto_error(err) from None
+        payload = bytes(reply.payload)
+        headers = {"content-type": "application/json", **reply.headers, "Content-Length": str(len(payload))}
+        if kind == "Event":
+            return 202, {**headers, "status": "202"}, payload
+        if kind == "DryRun":
+            return 204, {**headers, "status": "204"}, payload
+        if self.headers.get("X-Amz-Log-Type") != "Tail":
+            headers.pop("x-amz-log-result", None)
+        return 200, headers, payload
+
+    return invoke
+
+
+def _keep_request_id(original: Any, inst: Installation) -> Any:
+    """A response that names its request id keeps it (Invoke's is the invocation's, as the function logs it);
+    moto would draw a new one for every response."""
+    enrich = original.__func__
+
+    def enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        own = headers.get("x-amzn-requestid")
+        headers, body = enrich(headers, body)
+        if own is not None:
+            headers["x-amzn-requestid"] = own
+        return headers, body
+
+    return staticmethod(enrich_response)
+
+
 def _create_function(original: Any, inst: Installation) -> Any:
     def create_function(backend: Any, spec: dict[str, Any]) -> Any:
         try:
+            inst.handlers.configuring_environment(dict((spec.get("Environment") or {}).get("Variables") or {}))
             inst.handlers.creating_function(spec.get("Role", ""))
         except AwsError as err:
             raise moto_error(err) from None
         return original(backend, spec)
 
     return create_function
+
+
+def _update_function_configuration(original: Any, inst: Installation) -> Any:
+    def update_function_configuration(backend: Any, function_name: str, qualifier: Any, body: dict[str, Any]) -> Any:
+        environment = body.get("Environment")
+        if environment is not None:
+            try:
+                inst.handlers.configuring_environment(dict(environment.get("Variables") or {}))
+            except AwsError as err:
+                raise moto_error(err) from None
+        return original(backend, function_name, qualifier, body)
+
+    return update_function_configuration
 
 
 def _create_event_source_mapping(original: Any, inst: Installation) -> Any:
@@ -182,12 +256,36 @@ PATCHES = (
         ("self", "body", "request_headers", "response_headers"),
     ),
     Patch(
+        "moto.awslambda.responses",
+        "LambdaResponse",
+        "invoke",
+        "answer Invoke for the qualified version, with Lambda's payload limits",
+        _invoke_response,
+        ("self",),
+    ),
+    Patch(
+        "moto.core.responses",
+        "BaseResponse",
+        "_enrich_response",
+        "keep the invocation's id as the Invoke response's request id",
+        _keep_request_id,
+        ("headers", "body"),
+    ),
+    Patch(
         "moto.awslambda.models",
         "LambdaBackend",
         "create_function",
-        "check the trust policy on create_function",
+        "check the environment variables and the trust policy on create_function",
         _create_function,
         ("self", "spec"),
+    ),
+    Patch(
+        "moto.awslambda.models",
+        "LambdaBackend",
+        "update_function_configuration",
+        "check the environment variables on update_function_configuration",
+        _update_function_configuration,
+        ("self", "function_name", "qualifier", "body"),
     ),
     Patch(
         "moto.awslambda.models",
@@ -213,9 +311,11 @@ READS = (
         "moto.awslambda.models",
         "LambdaBackend.get_function",
         "find functions by name or ARN",
-        ("self", "function_name_or_arn"),
+        ("self", "function_name_or_arn", "qualifier"),
     ),
     Read("moto.awslambda.models", "LambdaBackend.region_name", "a backend's region"),
+    Read("moto.awslambda.responses", "LambdaResponse.backend", "the Lambda backend of a request"),
+    Read("moto.core.responses", "BaseResponse.path", "a request's path (the function's name)"),
     Read("moto.awslambda.models", "LambdaBackend._event_source_mappings", "read event source mappings"),
     Read("moto.awslambda.exceptions", "UnknownFunctionException", "a function that does not exist"),
     *(
@@ -234,6 +334,7 @@ READS = (
             ("code_bytes", "zip"),
             ("logs_group_name", "log group"),
             ("policy", "resource-based policy"),
+            ("version", "version ($LATEST or a number)"),
         )
     ),
     Read("moto.awslambda.policy", "Policy.statements", "a resource-based policy's statements"),
