@@ -315,7 +315,6 @@ READS = (
     ),
     Read("moto.awslambda.models", "LambdaBackend.region_name", "a backend's region"),
     Read("moto.awslambda.responses", "LambdaResponse.backend", "the Lambda backend of a request"),
-    Read("moto.core.responses", "BaseResponse.path", "a request's path (the function's name)"),
     Read("moto.awslambda.models", "LambdaBackend._event_source_mappings", "read event source mappings"),
     Read("moto.awslambda.exceptions", "UnknownFunctionException", "a function that does not exist"),
     *(
