@@ -13,14 +13,12 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterator
 from importlib import metadata
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-from taskflow import offline
 from taskflow.offline.functions import RESERVED_VARIABLES
 
 from .conftest import ACCOUNT, REGION, Aws, zip_source
@@ -41,22 +39,10 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Aws]:
+def aws(module_aws: Aws) -> Aws:
     """One offline AWS for the module (a fresh one per test would cost more than the tests)."""
-    with pytest.MonkeyPatch.context() as env:
-        for key in list(os.environ):
-            if key.startswith("AWS_ENDPOINT_URL") or key in {"AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"}:
-                env.delenv(key)
-        env.setenv("AWS_ACCESS_KEY_ID", "testing")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("AWS_CONFIG_FILE", os.devnull)
-        env.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-        offline.stop()
-        with offline.running():
-            helper = Aws(out_dir=tmp_path_factory.mktemp("fidelity-lambda"))
-            helper.role("fidelity-role")
-            yield helper
+    module_aws.role("fidelity-role")
+    return module_aws
 
 
 def _role() -> str:
