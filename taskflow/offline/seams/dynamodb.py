@@ -1,4 +1,9 @@
-"""moto's DynamoDB: counting and listing a table's items from a snapshot, and a table's key names.
+"""moto's DynamoDB: atomic writes, counting and listing a table's items from a snapshot, and a table's key names.
+
+DynamoDB applies each write, its condition included, atomically: of two conditional puts of a new key, exactly one
+succeeds ("Conditional writes", Amazon DynamoDB Developer Guide, WorkingWithItems.html#WorkingWithItems.
+ConditionalUpdate). moto checks the condition and then stores, in the thread of each request the loopback server
+serves, so two workers storing the same task at once could both succeed. Every write now holds one lock.
 
 moto counts (DescribeTable's ItemCount) and lists (Scan) items by iterating the live dict: a worker's put_item
 landing meanwhile raised "dictionary changed size during iteration" in the notebook. The replacements give
@@ -7,6 +12,8 @@ the same answers from a snapshot (copying a dict's values is atomic under the GI
 
 from __future__ import annotations
 
+import functools
+import threading
 from typing import Any
 
 from moto.dynamodb.exceptions import ResourceNotFoundException
@@ -23,6 +30,23 @@ def key_names(region: str, table: str) -> list[str] | None:
     except ResourceNotFoundException:
         return None
     return [found.hash_key_attr] + ([found.range_key_attr] if found.range_key_attr else [])
+
+
+def _atomic(original: Any, inst: Installation) -> Any:
+    """The write, its condition check included, while holding the installation's one DynamoDB write lock."""
+    lock = inst.state.setdefault("dynamodb.write_lock", threading.RLock())
+
+    @functools.wraps(original)
+    def write(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(*args, **kwargs)
+
+    return write
+
+
+# BatchWriteItem stores through put_item and delete_item one request at a time, so each of its writes is atomic
+# too (as DynamoDB's are), and a transaction holds the lock for all of its writes.
+ATOMIC_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
 
 
 def _snapshot_len(original: Any, inst: Installation) -> Any:
@@ -44,6 +68,17 @@ def _snapshot_items(original: Any, inst: Installation) -> Any:
 
 
 PATCHES = (
+    *(
+        Patch(
+            "moto.dynamodb.models",
+            "DynamoDBBackend",
+            name,
+            f"make {name} atomic, its condition included",
+            _atomic,
+            ("self",),
+        )
+        for name in ATOMIC_WRITES
+    ),
     Patch(
         "moto.dynamodb.models.table",
         "Table",
