@@ -138,11 +138,12 @@ def test_lambda_metrics_invocations_errors_duration(aws: Aws) -> None:
 def test_embedded_metric_format_line_becomes_a_metric(aws: Aws) -> None:
     source = """
     import json
+    import time
 
     def handler(event, context):
         print(json.dumps({
             "_aws": {
-                "Timestamp": 0,
+                "Timestamp": int(time.time() * 1000),
                 "CloudWatchMetrics": [
                     {"Namespace": "Taskflow", "Dimensions": [["Service"]],
                      "Metrics": [{"Name": "TasksCreated", "Unit": "Count"}]}
@@ -164,10 +165,11 @@ def test_embedded_metric_format_line_becomes_a_metric(aws: Aws) -> None:
 def test_emf_needs_the_logs_to_be_delivered(aws: Aws) -> None:
     source = """
     import json
+    import time
 
     def handler(event, context):
-        print(json.dumps({"_aws": {"CloudWatchMetrics": [{"Namespace": "Taskflow", "Dimensions": [[]],
-                          "Metrics": [{"Name": "Lost"}]}]}, "Lost": 1}))
+        print(json.dumps({"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
+            {"Namespace": "Taskflow", "Dimensions": [[]], "Metrics": [{"Name": "Lost"}]}]}, "Lost": 1}))
     """
     aws.function("emf-nologs", source, role=aws.role("emf-nologs-role", logs=False))
     aws.invoke("emf-nologs")
