@@ -56,11 +56,37 @@ def verdict(documents: list[str], action: str, resource: str, context: policy_ev
     return policy_evaluation.ALLOWED if allowed else policy_evaluation.NOT_MATCHED
 
 
-def documents_allow(
-    documents: list[str], action: str, resource: str, context: policy_evaluation.Context | None = None
-) -> bool:
-    """True when the policy documents allow ``action`` on ``resource`` and none denies it."""
-    return verdict(documents, action, resource, context) == policy_evaluation.ALLOWED
+@dataclass(frozen=True)
+class PolicySet:
+    """A principal's policies as IAM applies them: identity-based documents, capped by a permissions boundary.
+
+    With a boundary, a request is allowed only if both an identity-based policy and the boundary allow it, and an
+    explicit deny in either wins (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html,
+    reference_policies_evaluation-logic.html).
+    """
+
+    identity: tuple[str, ...] = ()
+    boundary: str | None = None
+
+    def refusal(self, action: str, resource: str, context: policy_evaluation.Context | None = None) -> str | None:
+        """None when the request is allowed; otherwise why not, in the words AWS ends AccessDenied with
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html)."""
+        identity = verdict(list(self.identity), action, resource, context)
+        bounded = policy_evaluation.ALLOWED
+        if self.boundary is not None:
+            bounded = verdict([self.boundary], action, resource, context)
+        if identity == policy_evaluation.DENIED:
+            return "with an explicit deny in an identity-based policy"
+        if bounded == policy_evaluation.DENIED:
+            return "with an explicit deny in a permissions boundary"
+        if identity != policy_evaluation.ALLOWED:
+            return f"because no identity-based policy allows the {action} action"
+        if bounded != policy_evaluation.ALLOWED:
+            return f"because no permissions boundary allows the {action} action"
+        return None
+
+    def allows(self, action: str, resource: str, context: policy_evaluation.Context | None = None) -> bool:
+        return self.refusal(action, resource, context) is None
 
 
 def trust_lets_lambda_assume(trust: dict[str, Any] | None) -> bool:
@@ -81,13 +107,8 @@ def _role_arn(role_name: str) -> str:
     return f"arn:aws:iam::{ACCOUNT_ID}:role/{role_name}"
 
 
-def denied(service: str, principal: str, action: str, resource: str, *, explicit: bool = False) -> AwsError:
-    """AccessDenied, worded and typed as the service itself sends it (an explicit deny is worded as such)."""
-    reason = (
-        "with an explicit deny in an identity-based policy"
-        if explicit
-        else f"because no identity-based policy allows the {action} action"
-    )
+def denied(service: str, principal: str, action: str, resource: str, reason: str) -> AwsError:
+    """AccessDenied, worded and typed as the service itself sends it, ending with ``reason`` (PolicySet.refusal)."""
     message = f"User: {principal} is not authorized to perform: {action} on resource: {resource} {reason}"
     if service in ("iam", "sts"):
         return AwsError("AccessDenied", message, 403)  # XML <ErrorResponse>, as the query protocol sends it
@@ -100,7 +121,7 @@ def denied(service: str, principal: str, action: str, resource: str, *, explicit
 class _Seen:
     """What the rest of AWS still sees of a role until a change has propagated."""
 
-    documents: list[str] | None  # None: no such role
+    policies: PolicySet | None  # None: no such role
     trust: dict[str, Any] | None
     until: float
 
@@ -127,12 +148,12 @@ class Iam:
         with self._lock:
             earlier = self._seen.get(role_name)
             if earlier is not None and earlier.until > now:
-                self._seen[role_name] = _Seen(earlier.documents, earlier.trust, max(earlier.until, now + delay))
+                self._seen[role_name] = _Seen(earlier.policies, earlier.trust, max(earlier.until, now + delay))
                 return
-        documents = seams.iam.role_policy_documents(role_name)
-        trust = seams.iam.trust_policy(_role_arn(role_name)) if documents is not None else None
+        policies = _role_policies(role_name)
+        trust = seams.iam.trust_policy(_role_arn(role_name)) if policies is not None else None
         with self._lock:
-            self._seen[role_name] = _Seen(documents, trust, now + delay)
+            self._seen[role_name] = _Seen(policies, trust, now + delay)
 
     def _stale(self, role_name: str) -> _Seen | None:
         seen = self._seen.get(role_name)
@@ -144,23 +165,23 @@ class Iam:
             return None
         return seen
 
-    def documents(self, role_arn: str) -> list[str]:
-        """The role's policy documents as AWS applies them right now ([] for no role)."""
+    def policies(self, role_arn: str) -> PolicySet:
+        """The role's policies and boundary as AWS applies them right now (none for no role)."""
         name = role_arn.split("/")[-1]
         seen = self._stale(name)
         if seen is not None:
-            return seen.documents or []
-        return seams.iam.role_policy_documents(name) or []
+            return seen.policies or PolicySet()
+        return _role_policies(name) or PolicySet()
 
     def role_allows(self, role_arn: str, action: str, resource: str) -> bool:
-        """True when the role's policies (as AWS applies them now) allow ``action`` on ``resource``."""
-        return documents_allow(self.documents(role_arn), action, resource)
+        """True when the role's policies and boundary (as AWS applies them now) allow ``action`` on ``resource``."""
+        return self.policies(role_arn).allows(action, resource)
 
     def lambda_can_assume(self, role_arn: str) -> bool:
         """True when the role exists (as Lambda sees it now) and its trust policy names lambda.amazonaws.com."""
         seen = self._stale(role_arn.split("/")[-1])
         if seen is not None:
-            return seen.documents is not None and trust_lets_lambda_assume(seen.trust)
+            return seen.policies is not None and trust_lets_lambda_assume(seen.trust)
         return trust_lets_lambda_assume(seams.iam.trust_policy(role_arn))
 
     # -- credentials and requests -------------------------------------------------------------------------
@@ -193,14 +214,21 @@ class Iam:
         request.verify_signature()
         if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
             return  # always allowed, whatever the policies say, as on AWS
-        documents = self.documents(creds.role_arn)
+        policies = self.policies(creds.role_arn)
         context = session_context(creds, request.region)
         for check in authorization.checks(request):
-            result = verdict(documents, check.action, check.resource, context)
-            if result != policy_evaluation.ALLOWED:
-                explicit = result == policy_evaluation.DENIED
-                raise denied(request.service, creds.session_arn, check.action, check.resource, explicit=explicit)
+            reason = policies.refusal(check.action, check.resource, context)
+            if reason is not None:
+                raise denied(request.service, creds.session_arn, check.action, check.resource, reason)
         self._hooks().before_call(creds.function_name, request)
+
+
+def _role_policies(role_name: str) -> PolicySet | None:
+    """A role's policies and permissions boundary as moto holds them now; None if there is no such role."""
+    documents = seams.iam.role_policy_documents(role_name)
+    if documents is None:
+        return None
+    return PolicySet(tuple(documents), seams.iam.role_boundary_document(role_name))
 
 
 def session_context(creds: Credentials, region: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from .conftest import ACCOUNT, REGION, Aws
+from .conftest import ACCOUNT, LOGS_ALLOW, REGION, Aws
 
 CALLER = """
 import boto3
@@ -265,3 +265,51 @@ def test_query_protocol_calls_from_a_function_get_iams_answer(aws: Aws) -> None:
     )
     _, arn = aws.invoke("whoami")
     assert arn == f"arn:aws:sts::{ACCOUNT}:assumed-role/bare-role/whoami"
+
+
+def test_a_permissions_boundary_caps_what_the_roles_policies_allow(aws: Aws) -> None:
+    """https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html: the effective permissions
+    are what both the identity-based policies and the boundary allow; the denial says which one refused
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html)."""
+    url, arn = aws.queue("bounded")
+    other_url, _ = aws.queue("beyond")
+    iam = aws.client("iam")
+    boundary = iam.create_policy(
+        PolicyName="only-bounded",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [allow("sqs:SendMessage", arn), LOGS_ALLOW]}),
+    )["Policy"]["Arn"]
+    admin = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+    aws.role("bounded-role", admin)
+    iam.put_role_permissions_boundary(RoleName="bounded-role", PermissionsBoundary=boundary)
+    aws.function("boundedfn", CALLER, role=f"arn:aws:iam::{ACCOUNT}:role/bounded-role")
+    assert call(aws, "boundedfn", "sqs", "send_message", QueueUrl=url, MessageBody="x")["code"] == "OK"
+    refused = call(aws, "boundedfn", "sqs", "send_message", QueueUrl=other_url, MessageBody="x")
+    assert refused["code"] == "AccessDenied"
+    assert refused["message"].endswith("because no permissions boundary allows the sqs:SendMessage action")
+    # The boundary grants nothing by itself: what the role's policies do not allow stays denied.
+    aws.role("narrow-role", allow("sqs:GetQueueAttributes", arn))
+    iam.put_role_permissions_boundary(RoleName="narrow-role", PermissionsBoundary=boundary)
+    aws.function("narrowfn", CALLER, role=f"arn:aws:iam::{ACCOUNT}:role/narrow-role")
+    refused = call(aws, "narrowfn", "sqs", "send_message", QueueUrl=url, MessageBody="x")
+    assert refused["message"].endswith("because no identity-based policy allows the sqs:SendMessage action")
+    # Removing the boundary lifts the cap, on the next request.
+    iam.delete_role_permissions_boundary(RoleName="bounded-role")
+    assert call(aws, "boundedfn", "sqs", "send_message", QueueUrl=other_url, MessageBody="x")["code"] == "OK"
+
+
+def test_an_explicit_deny_in_a_boundary_is_worded_as_such(aws: Aws) -> None:
+    url, arn = aws.queue("walled")
+    iam = aws.client("iam")
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "sqs:*", "Resource": arn},
+        ],
+    }
+    boundary = iam.create_policy(PolicyName="walled-boundary", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+    aws.role("walled-role", allow("sqs:SendMessage", arn))
+    iam.put_role_permissions_boundary(RoleName="walled-role", PermissionsBoundary=boundary)
+    aws.function("walledfn", CALLER, role=f"arn:aws:iam::{ACCOUNT}:role/walled-role")
+    refused = call(aws, "walledfn", "sqs", "send_message", QueueUrl=url, MessageBody="x")
+    assert refused["message"].endswith("with an explicit deny in a permissions boundary")

@@ -30,10 +30,26 @@ def role_policy_documents(role_name: str) -> list[str] | None:
     except NotFoundException:
         return None
     documents = [d if isinstance(d, str) else json.dumps(d) for d in inline]
-    for policy in attached:
-        version = next(v for v in policy.versions if v.is_default)
-        documents.append(version.document if isinstance(version.document, str) else json.dumps(version.document))
+    documents += [_default_document(policy) for policy in attached]
     return documents
+
+
+def _default_document(policy: Any) -> str:
+    version = next(v for v in policy.versions if v.is_default)
+    return version.document if isinstance(version.document, str) else json.dumps(version.document)
+
+
+def role_boundary_document(role_name: str) -> str | None:
+    """The JSON text of a role's permissions boundary (its managed policy's default version); None without one."""
+    iam = _backend()
+    try:
+        arn = iam.get_role(role_name).permissions_boundary_arn
+        if not arn:
+            return None
+        ensure_aws_managed_policy(iam, arn)
+        return _default_document(iam.get_policy(arn))
+    except NotFoundException:
+        return None
 
 
 def trust_policy(role_arn: str) -> dict[str, Any] | None:
@@ -133,6 +149,8 @@ PATCHES = (
             ("delete_role_policy", ("self", "role_name")),
             ("update_assume_role_policy", ("self", "role_name")),
             ("detach_role_policy", ("self", "policy_arn", "role_name")),
+            ("put_role_permissions_boundary", ("self", "role_name")),
+            ("delete_role_permissions_boundary", ("self", "role_name")),
         )
     ),
     Patch(
@@ -164,6 +182,8 @@ READS = (
         ("self", "role_name"),
     ),
     Read("moto.iam.models", "IAMBackend.get_role_by_arn", "find a role by ARN", ("self", "arn")),
+    Read("moto.iam.models", "IAMBackend.get_role", "find a role by name", ("self", "role_name")),
+    Read("moto.iam.models", "Role.permissions_boundary_arn", "a role's permissions boundary"),
     Read("moto.iam.models", "Role.assume_role_policy_document", "a role's trust policy"),
     Read("moto.iam.models", "ManagedPolicy.versions", "a managed policy's versions"),
     Read("moto.iam.models", "PolicyVersion.is_default", "a managed policy's default version"),
