@@ -17,7 +17,7 @@ from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.model import SignedRequest
 
 # Signing names whose IAM prefix differs.
-PREFIX = {"monitoring": "cloudwatch"}
+PREFIX = {"monitoring": "cloudwatch", "tagging": "tag"}
 
 # Operations authorized under another action's name (the Service Authorization Reference lists no action for
 # them). Sources: SQS "Amazon SQS API permissions: Actions and resource reference" (the batch operations use
@@ -97,6 +97,9 @@ def _param(request: SignedRequest, name: str) -> str | None:
 def _sqs(request: SignedRequest, action: str) -> list[str] | None:
     if request.resource != "*":
         return [request.resource]
+    source = _param(request, "SourceArn")  # StartMessageMoveTask, ListMessageMoveTasks: the dead-letter queue
+    if source:
+        return [source]
     name = _param(request, "QueueName")
     url = _param(request, "QueueUrl")
     if url:

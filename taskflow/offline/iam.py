@@ -1,8 +1,10 @@
-"""IAM offline: each function's calls are authorized against its own role; nobody else's are confined.
+"""IAM offline: each function's calls are authorized against its own role, and a learner principal's against its
+user's policies; nobody else's are confined.
 
 moto can enforce IAM, but only globally and with gaps (DynamoDB ignores table ARNs). Here the check applies
-only to requests signed with credentials issued to a function's worker; the learner's own calls from the
-notebook stay unrestricted, as an administrator's would be. Which actions and resources a request needs comes
+to requests signed with credentials issued to a function's worker, and to those signed with the key of an IAM
+user the runtime was told to confine (``WORKSHOP_PRINCIPAL=learner``); otherwise the learner's own calls from
+the notebook stay unrestricted, as an administrator's would be. Which actions and resources a request needs comes
 from ``authorization`` (the Service Authorization Reference); policies are evaluated by ``policy_evaluation``.
 """
 
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from taskflow.offline import authorization, policy_evaluation, seams
+from taskflow.offline import authorization, condition_keys, policy_evaluation, seams
 from taskflow.offline.account import ACCOUNT_ID
 from taskflow.offline.errors import AwsError
 from taskflow.offline.hooks import Hooks
@@ -134,6 +136,7 @@ class Iam:
         self._hooks = hooks
         self.weather = weather
         self._issued: dict[str, Credentials] = {}
+        self._users: dict[str, str] = {}  # access key id -> the IAM user whose policies confine it
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()
 
@@ -201,16 +204,25 @@ class Iam:
             self._issued[creds.access_key_id] = creds
         return creds
 
+    def confine_user(self, access_key_id: str, user_name: str) -> None:
+        """From now on, requests signed with this key of IAM user ``user_name`` get only what its policies allow."""
+        with self._lock:
+            self._users[access_key_id] = user_name
+
     def forget(self) -> None:
         with self._lock:
             self._issued.clear()
+            self._users.clear()
             self._seen.clear()
 
     def authorize(self, request: SignedRequest) -> None:
         """Confine a request signed with a function's credentials to its role; let every other one through."""
         creds = self._issued.get(request.access_key or "")
         if creds is None:
-            return  # the learner's own call: unrestricted, like an administrator's
+            user = self._users.get(request.access_key or "")
+            if user is not None:
+                _authorize_user_request(request, user)
+            return  # otherwise the learner's own call: unrestricted, like an administrator's
         request.verify_signature()
         if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
             return  # always allowed, whatever the policies say, as on AWS
@@ -221,6 +233,57 @@ class Iam:
             if reason is not None:
                 raise denied(request.service, creds.session_arn, check.action, check.resource, reason)
         self._hooks().before_call(creds.function_name, request)
+
+
+def _authorize_user_request(request: SignedRequest, user: str) -> None:
+    """Allow ``request`` only if IAM user ``user``'s policies allow every check it needs, with its condition keys."""
+    request.verify_signature()
+    if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
+        return
+    policies = PolicySet(tuple(seams.iam.user_policy_documents(user) or ()))
+    principal = f"arn:aws:iam::{ACCOUNT_ID}:user/{user}"
+    context = {**user_context(user, request.region), **condition_keys.of(request)}
+    needed = [(check, {}) for check in authorization.checks(request)] + condition_keys.implied(request)
+    for check, extra in needed:
+        reason = policies.refusal(check.action, check.resource, {**context, **extra})
+        if reason is not None and not _trusted(check, principal, reason):
+            raise denied(request.service, principal, check.action, check.resource, reason)
+
+
+def _trusted(check: authorization.Check, principal: str, reason: str) -> bool:
+    """Does the role's trust policy itself let ``principal`` assume it? Within one account a resource-based policy
+    naming the principal is enough, unless an identity-based policy explicitly denies
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
+    if check.action != "sts:AssumeRole" or reason.startswith("with an explicit deny"):
+        return False
+    for statement in _listed((seams.iam.trust_policy(check.resource) or {}).get("Statement", [])):
+        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+            continue
+        if not any(a in _ASSUME_ACTIONS for a in _listed(statement.get("Action", []))):
+            continue
+        named = statement.get("Principal", {})
+        if isinstance(named, dict) and principal in _listed(named.get("AWS", [])):
+            return True
+    return False
+
+
+def _global_context(principal_arn: str, principal_type: str, region: str) -> dict[str, str]:
+    """The global condition keys every request carries: who signs it, where it goes, and when."""
+    now = time.time()
+    return {
+        "aws:PrincipalArn": principal_arn,
+        "aws:PrincipalAccount": ACCOUNT_ID,
+        "aws:PrincipalType": principal_type,
+        "aws:RequestedRegion": region,
+        "aws:SecureTransport": "true",
+        "aws:CurrentTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        "aws:EpochTime": str(int(now)),
+    }
+
+
+def user_context(user: str, region: str) -> dict[str, str]:
+    """The global condition keys of a request an IAM user signs with a long-term access key."""
+    return {"aws:username": user, **_global_context(f"arn:aws:iam::{ACCOUNT_ID}:user/{user}", "User", region)}
 
 
 def _role_policies(role_name: str) -> PolicySet | None:
@@ -234,14 +297,5 @@ def _role_policies(role_name: str) -> PolicySet | None:
 def session_context(creds: Credentials, region: str) -> dict[str, str]:
     """The request context keys AWS sets for a call made with a function's role session (global condition keys
     and Lambda's ``lambda:SourceFunctionArn``); other keys are absent, so conditions on them do not match."""
-    now = time.time()
-    return {
-        "aws:PrincipalArn": creds.role_arn,
-        "aws:PrincipalAccount": ACCOUNT_ID,
-        "aws:PrincipalType": "AssumedRole",
-        "aws:RequestedRegion": region,
-        "aws:SecureTransport": "true",
-        "aws:CurrentTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "aws:EpochTime": str(int(now)),
-        "lambda:SourceFunctionArn": f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{creds.function_name}",
-    }
+    function_arn = f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{creds.function_name}"
+    return {**_global_context(creds.role_arn, "AssumedRole", region), "lambda:SourceFunctionArn": function_arn}

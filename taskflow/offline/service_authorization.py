@@ -20,7 +20,7 @@ from typing import Any
 DATA = Path(__file__).with_name("service_authorization.json")
 # IAM prefixes of the services the offline account serves (CloudWatch signs as "monitoring", IAM's prefix is
 # "cloudwatch").
-PREFIXES = ("apigateway", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sqs", "sts")
+PREFIXES = ("apigateway", "cloudwatch", "dynamodb", "iam", "lambda", "logs", "sqs", "sts", "tag")
 
 
 def extract(reference: list[dict[str, Any]]) -> dict[str, Any]:

@@ -61,6 +61,12 @@ def rest_api(region: str, api_id: str) -> RestApi | None:
     )
 
 
+def rest_api_tags(region: str, api_id: str) -> dict[str, str] | None:
+    """A REST API's tags, which its resources, methods, deployments and stages inherit for IAM; None if no such API."""
+    api = apigateway_backends[ACCOUNT_ID][region].apis.get(api_id)
+    return None if api is None else dict(api.tags or {})
+
+
 def moto_integration(region: str, api_id: str, resource_id: str, request: Any) -> tuple[int, Any]:
     """Answer with moto's own HTTP or AWS (non-proxy) integration of the resource."""
     resource = apigateway_backends[ACCOUNT_ID][region].apis[api_id].resources[resource_id]
@@ -189,6 +195,7 @@ READS = (
     Read("moto.apigateway.models", "RestAPI.id", "an API's id"),
     Read("moto.apigateway.models", "RestAPI.region_name", "an API's region"),
     Read("moto.apigateway.models", "RestAPI.stages", "an API's stages"),
+    Read("moto.apigateway.models", "RestAPI.tags", "an API's tags"),
     Read("moto.apigateway.models", "RestAPI.resources", "an API's resources"),
     Read("moto.apigateway.models", "RestAPI.binaryMediaTypes", "an API's binary media types"),
     Read("moto.apigateway.models", "Stage.variables", "a stage's variables"),

@@ -8,7 +8,7 @@ import json
 from typing import Any
 from urllib.parse import unquote
 
-from moto.iam.exceptions import NotFoundException
+from moto.iam.exceptions import NoSuchEntity, NotFoundException
 from moto.iam.models import AWSManagedPolicy, iam_backends
 from moto.sts.models import sts_backends
 
@@ -39,17 +39,35 @@ def _default_document(policy: Any) -> str:
     return version.document if isinstance(version.document, str) else json.dumps(version.document)
 
 
+def role_boundary_arn(role_name: str) -> str | None:
+    """The ARN of a role's permissions boundary; None without one, or without such a role."""
+    try:
+        return _backend().get_role(role_name).permissions_boundary_arn or None
+    except NotFoundException:
+        return None
+
+
 def role_boundary_document(role_name: str) -> str | None:
     """The JSON text of a role's permissions boundary (its managed policy's default version); None without one."""
+    arn = role_boundary_arn(role_name)
+    if arn is None:
+        return None
     iam = _backend()
+    ensure_aws_managed_policy(iam, arn)
     try:
-        arn = iam.get_role(role_name).permissions_boundary_arn
-        if not arn:
-            return None
-        ensure_aws_managed_policy(iam, arn)
         return _default_document(iam.get_policy(arn))
     except NotFoundException:
         return None
+
+
+def user_policy_documents(user_name: str) -> list[str] | None:
+    """The JSON text of an IAM user's inline policies and attached managed policies; None if there is no such user."""
+    try:
+        user = _backend().get_user(user_name)
+    except NoSuchEntity:
+        return None
+    inline = [d if isinstance(d, str) else json.dumps(d) for d in list(user.policies.values())]
+    return inline + [_default_document(policy) for policy in list(user.managed_policies.values())]
 
 
 def trust_policy(role_arn: str) -> dict[str, Any] | None:
@@ -184,6 +202,10 @@ READS = (
     Read("moto.iam.models", "IAMBackend.get_role_by_arn", "find a role by ARN", ("self", "arn")),
     Read("moto.iam.models", "IAMBackend.get_role", "find a role by name", ("self", "role_name")),
     Read("moto.iam.models", "Role.permissions_boundary_arn", "a role's permissions boundary"),
+    Read("moto.iam.models", "IAMBackend.get_user", "find a user by name", ("self", "name")),
+    Read("moto.iam.models", "User.policies", "a user's inline policies"),
+    Read("moto.iam.models", "User.managed_policies", "a user's attached managed policies"),
+    Read("moto.iam.exceptions", "NoSuchEntity", "a user that does not exist"),
     Read("moto.iam.models", "Role.assume_role_policy_document", "a role's trust policy"),
     Read("moto.iam.models", "ManagedPolicy.versions", "a managed policy's versions"),
     Read("moto.iam.models", "PolicyVersion.is_default", "a managed policy's default version"),
