@@ -51,8 +51,10 @@ lint: $(STAMP)
 preflight: $(LAB_STAMP)
 	WORKSHOP_TARGET=$(WORKSHOP_TARGET) $(BIN)/python -m taskflow.preflight $(if $(EXPECT_REGION),--expect-region $(EXPECT_REGION)) $(if $(CLASS_SIZE),--class-size $(CLASS_SIZE))
 
-# Every test runs offline: no profile, no endpoint, no learner suffix, calm weather unless a target says otherwise.
-OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSHOP_LEARNER= WORKSHOP_WEATHER=
+# Every test runs offline: no profile, no endpoint, no learner suffix, calm weather, no class settings unless a
+# target says otherwise.
+OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSHOP_LEARNER= WORKSHOP_WEATHER= \
+	WORKSHOP_PRINCIPAL= WORKSHOP_BOUNDARY=
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 unit: $(STAMP)
@@ -71,8 +73,11 @@ nb-calm: $(STAMP)
 nb-crowded: $(STAMP)
 	$(OFFLINE) WORKSHOP_WEATHER=crowded $(NBVAL) $(NOTEBOOKS)
 
+# As learner alice in a class account: her calls signed as an IAM user holding policies/learner.json, her roles
+# carrying the class boundary, so the three days prove the learner policy is enough.
 nb-crowded-alice: $(STAMP)
-	$(OFFLINE) WORKSHOP_WEATHER=crowded WORKSHOP_LEARNER=alice $(NBVAL) $(NOTEBOOKS)
+	$(OFFLINE) WORKSHOP_WEATHER=crowded WORKSHOP_LEARNER=alice WORKSHOP_PRINCIPAL=learner \
+		WORKSHOP_BOUNDARY=taskflow-boundary-alice $(NBVAL) $(NOTEBOOKS)
 
 nb-reruns: $(STAMP)
 	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider tests/test_notebook_reruns.py

@@ -43,6 +43,7 @@ class Names:
     create_role: str = field(init=False)
     process_role: str = field(init=False)
     api: str = field(init=False)
+    boundary: str = field(init=False)  # the class's permissions boundary for this learner (policies/boundary.json)
     stage: str = "prod"
 
     def __post_init__(self) -> None:
@@ -56,6 +57,7 @@ class Names:
         set_(self, "create_role", f"create_task{s}-role")
         set_(self, "process_role", f"process_task{s}-role")
         set_(self, "api", f"taskflow-api{s}")
+        set_(self, "boundary", f"taskflow-boundary{s}")
 
     @staticmethod
     def log_group(function_name: str) -> str:

@@ -106,7 +106,9 @@ def _fill(node: Any, values: Mapping[str, str]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     """``python -m taskflow.policies learner --region eu-west-1 --account 123456789012``: print a rendered policy.
 
-    For instructors handing out ``learner.json``; ``--learner`` fills the per-learner names of the other templates.
+    For instructors handing out ``learner.json``; ``--learner`` fills the per-learner names of the other templates
+    (``boundary``, one per learner), and writes that learner's name in ``learner.json`` where IAM's
+    ``${aws:username}`` stood.
     """
     parser = argparse.ArgumentParser(prog="python -m taskflow.policies", description=main.__doc__)
     parser.add_argument("name", choices=available())
@@ -115,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learner", default=None)
     args = parser.parse_args(argv)
     target = SimpleNamespace(region=args.region, account_id=args.account, names=Names(args.learner))
-    print(json.dumps(render(args.name, target), indent=2))
+    text = json.dumps(render(args.name, target), indent=2)
+    if args.learner:  # one learner's copy, for a principal without a user name (an IAM Identity Center role)
+        text = text.replace("${aws:username}", args.learner)
+    print(text)
     return 0
 
 

@@ -240,12 +240,17 @@ def plan(env: Target, actions: Sequence[str]) -> dict[tuple[str, ...], list[str]
 
 def context_entries(env: Target) -> list[dict[str, Any]]:
     """Values for the condition keys the learner policy uses, as AWS would see them in the workshop's calls."""
+    learner = env.names.learner or ""
     values = {
+        "aws:username": learner,  # learner.json scopes by IAM user name: the learner id must be it
         "iam:PassedToService": "lambda.amazonaws.com",
+        "iam:PermissionsBoundary": env.arn("iam", f"policy/{env.names.boundary}", regional=False),
         "lambda:FunctionArn": env.arn("lambda", f"function:{env.names.process_function}"),
+        "aws:RequestTag/learner": learner,
+        "aws:ResourceTag/learner": learner,
         "aws:RequestedRegion": env.region,
     }
-    return [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in values.items()]
+    return [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"} for k, v in values.items() if v]
 
 
 def policy_source_arn(env: Target) -> str:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from taskflow import clock
+from taskflow import classroom, clock
 from taskflow.naming import Names, learner_from_env, tags_for
 from taskflow.offline.account import ACCOUNT_ID as OFFLINE_ACCOUNT
 from taskflow.offline.account import REGION as OFFLINE_REGION
+from taskflow.policies import values_for
 
 TARGETS = ("offline", "aws")
 CLIENT_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
@@ -41,6 +43,7 @@ class Target:
     names: Names
     tags: dict[str, str]
     banner: str = ""  # the lines connect() prints, every time it is called
+    boundary_arn: str | None = None  # the class's permissions boundary for roles (WORKSHOP_BOUNDARY), if any
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -55,6 +58,12 @@ class Target:
     def tag_list(self) -> list[dict[str, str]]:
         """The tags as ``[{"Key": ..., "Value": ...}]``, the shape IAM and DynamoDB expect."""
         return [{"Key": k, "Value": v} for k, v in self.tags.items()]
+
+    @property
+    def boundary(self) -> dict[str, str]:
+        """``{"PermissionsBoundary": arn}`` when the class uses a boundary (WORKSHOP_BOUNDARY), else ``{}``:
+        what ``create_role`` needs, so a shared account's roles never get more than the workshop's functions need."""
+        return {"PermissionsBoundary": self.boundary_arn} if self.boundary_arn else {}
 
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` in this target's session and region (cached).
@@ -154,8 +163,21 @@ def _connect_offline(names: Names) -> Target:
     from taskflow.offline import weather
 
     _scrub_environment()
+    who = _principal()
     runtime = offline.start()
     clock.set_speedup(weather.SPEEDUP)
+    boundary = classroom.boundary_arn(OFFLINE_ACCOUNT)
+    values = values_for(SimpleNamespace(region=OFFLINE_REGION, account_id=OFFLINE_ACCOUNT, names=names))
+    admin = boto3.client("iam", region_name=OFFLINE_REGION)  # the instructor's part of a class account
+    try:
+        keys = classroom.prepare_offline(admin, names, values, boundary, who)
+    except classroom.ClassroomError as err:
+        raise TargetError(str(err)) from None
+    caller_arn = f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/moto"
+    if keys is not None:
+        runtime.iam.confine_user(keys.access_key_id, str(names.learner))
+        os.environ.update(AWS_ACCESS_KEY_ID=keys.access_key_id, AWS_SECRET_ACCESS_KEY=keys.secret_access_key)
+        caller_arn = keys.user_arn
     session = boto3.Session(region_name=OFFLINE_REGION)
     banner = (
         f"Target: OFFLINE (moto {runtime.moto_version} in this kernel, account {OFFLINE_ACCOUNT}, "
@@ -168,16 +190,25 @@ def _connect_offline(names: Names) -> Target:
             + (", and a class's crowded account" if forecast.crowded else "")
             + f", {weather.SPEEDUP:g}x faster)."
         )
+    class_line = classroom.banner(boundary, keys)
     return Target(
         kind="offline",
         session=session,
         region=OFFLINE_REGION,
         account_id=OFFLINE_ACCOUNT,
-        caller_arn=f"arn:aws:iam::{OFFLINE_ACCOUNT}:user/moto",
+        caller_arn=caller_arn,
         names=names,
         tags=tags_for(names.learner),
-        banner=banner,
+        banner=banner + (f"\n{class_line}" if class_line else ""),
+        boundary_arn=boundary,
     )
+
+
+def _principal() -> str:
+    try:
+        return classroom.principal()
+    except classroom.ClassroomError as err:
+        raise TargetError(str(err)) from None
 
 
 def _aws_session() -> boto3.Session:
@@ -212,7 +243,14 @@ def _connect_aws(names: Names) -> Target:
         identity = session.client("sts", region_name=region).get_caller_identity()
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as err:
         raise TargetError(f"WORKSHOP_TARGET=aws but the credentials do not work: {err}") from err
+    if _principal() != "admin":
+        raise TargetError(
+            "WORKSHOP_PRINCIPAL=learner is for the offline account only: on AWS your calls are made as whoever "
+            "your credentials are. Unset it, or set WORKSHOP_TARGET=offline."
+        )
     clock.set_speedup(1.0)
+    boundary = classroom.boundary_arn(identity["Account"])
+    class_line = classroom.banner(boundary, None)
     return Target(
         kind="aws",
         session=session,
@@ -224,7 +262,9 @@ def _connect_aws(names: Names) -> Target:
         banner=(
             f"Target: REAL AWS account {identity['Account']}, region {region}, as {identity['Arn']}. "
             "Resources you create here are real and may cost money."
-        ),
+        )
+        + (f"\n{class_line}" if class_line else ""),
+        boundary_arn=boundary,
     )
 
 

@@ -292,7 +292,7 @@ def test_concurrency_is_checked_against_the_class(unreserved: int, class_size: i
 
 
 @pytest.mark.skipif(not preflight.LEARNER_POLICY.exists(), reason="policies/learner.json is not written yet")
-@pytest.mark.parametrize("learner", ["alice", None])
+@pytest.mark.parametrize("learner", ["alice"])
 def test_the_learner_policy_passes_its_own_simulation(learner: str | None) -> None:
     """Every (action, resource) the pre-flight simulates is allowed by policies/learner.json itself.
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import botocore.exceptions
 import botocore.session
 import pytest
 from botocore.stub import Stubber
@@ -243,3 +244,68 @@ def test_learner_suffix_reaches_the_target(monkeypatch: pytest.MonkeyPatch) -> N
     assert env.names.table == "TaskTable-alice"
     assert env.tags == {"workshop": "taskflow", "learner": "alice"}
     assert {"Key": "learner", "Value": "alice"} in env.tag_list
+
+
+def test_a_class_boundary_is_shown_and_passed_to_create_role(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """WORKSHOP_BOUNDARY: the notebooks' ``**env.boundary`` gives create_role the class's boundary, and offline the
+    policy exists (created from policies/boundary.json, as the instructor does on AWS)."""
+    monkeypatch.setenv("WORKSHOP_LEARNER", "alice")
+    monkeypatch.setenv("WORKSHOP_BOUNDARY", "taskflow-boundary-alice")
+    env = taskflow.connect()
+    arn = "arn:aws:iam::123456789012:policy/taskflow-boundary-alice"
+    assert env.boundary == {"PermissionsBoundary": arn}
+    assert "🏫 Class account: roles you create carry the class's permissions boundary taskflow-boundary-alice" in (
+        capsys.readouterr().out
+    )
+    document = env.client("iam").get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert "arn:aws:dynamodb:us-east-1:123456789012:table/TaskTable-alice" in json.dumps(document)
+
+
+def test_no_boundary_means_create_role_gets_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKSHOP_BOUNDARY", raising=False)
+    assert taskflow.connect().boundary == {}
+
+
+def test_the_learner_principal_signs_the_kernels_calls_as_the_learner(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WORKSHOP_LEARNER", "alice")
+    monkeypatch.setenv("WORKSHOP_BOUNDARY", "taskflow-boundary-alice")
+    monkeypatch.setenv("WORKSHOP_PRINCIPAL", "learner")
+    env = taskflow.connect()
+    assert env.caller_arn == "arn:aws:iam::123456789012:user/alice"
+    assert "your calls are made as IAM user alice with policies/learner.json" in capsys.readouterr().out
+    assert env.client("sts").get_caller_identity()["Arn"] == env.caller_arn
+    with pytest.raises(
+        botocore.exceptions.ClientError, match="user/alice is not authorized to perform: sqs:CreateQueue"
+    ):
+        env.client("sqs").create_queue(QueueName="taskQueue-bob")
+    env.client("sqs").create_queue(QueueName=env.names.queue)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"WORKSHOP_PRINCIPAL": "learner", "WORKSHOP_BOUNDARY": "taskflow-boundary-x"},
+        {"WORKSHOP_PRINCIPAL": "learner", "WORKSHOP_LEARNER": "x"},
+    ],
+    ids=["no learner", "no boundary"],
+)
+def test_the_learner_principal_needs_a_learner_and_a_boundary(
+    monkeypatch: pytest.MonkeyPatch, settings: dict[str, str]
+) -> None:
+    for key in ("WORKSHOP_LEARNER", "WORKSHOP_BOUNDARY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(target.TargetError, match=r"WORKSHOP_LEARNER .* and WORKSHOP_BOUNDARY"):
+        taskflow.connect()
+
+
+def test_an_unknown_principal_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKSHOP_PRINCIPAL", "root")
+    with pytest.raises(target.TargetError, match="WORKSHOP_PRINCIPAL='root' is not known"):
+        taskflow.connect()

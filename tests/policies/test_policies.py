@@ -22,7 +22,7 @@ from taskflow.target import Target
 
 REGION, ACCOUNT = "eu-west-1", "210987654321"
 FUNCTION_POLICIES = ["create_task_day1", "create_task", "process_task"]
-IDENTITY_POLICIES = [*FUNCTION_POLICIES, "learner"]
+IDENTITY_POLICIES = [*FUNCTION_POLICIES, "boundary", "learner"]
 
 
 def target(learner: str | None = "alice") -> Target:
@@ -42,16 +42,19 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+TEMPLATES = ["boundary", "create_task", "create_task_day1", "lambda-trust", "learner", "process_task"]
+
+
 def test_the_templates_are_the_expected_ones() -> None:
-    assert available() == ["create_task", "create_task_day1", "lambda-trust", "learner", "process_task"]
+    assert available() == TEMPLATES
 
 
-@pytest.mark.parametrize("name", ["create_task", "create_task_day1", "learner", "lambda-trust", "process_task"])
+@pytest.mark.parametrize("name", TEMPLATES)
 @pytest.mark.parametrize("learner", [None, "alice"])
 def test_every_template_renders_for_a_target_with_nothing_left_unfilled(name: str, learner: str | None) -> None:
     document = render(name, target(learner))
     text = json.dumps(document)
-    assert "${" not in text
+    assert "${" not in text.replace("${aws:username}", ""), "only IAM's own variable, the learner's user name, stays"
     assert document["Version"] == "2012-10-17"
     assert "123456789012" not in text, "no account id may be hard-coded in a template"
     assert "us-east-1" not in text, "no region may be hard-coded in a template"
@@ -119,7 +122,29 @@ def test_parliament_finds_nothing(name: str) -> None:
     assert [(f.issue, f.detail) for f in findings] == []
 
 
-@pytest.mark.parametrize("name", FUNCTION_POLICIES)
+def grants(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Every (action, resource) pair a policy of plain Allow statements names."""
+    return {
+        (action, resource)
+        for statement in document["Statement"]
+        for action in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    }
+
+
+def test_the_boundary_is_exactly_the_union_of_the_function_policies() -> None:
+    """A permissions boundary caps what a role's policies can grant
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html): the class boundary allows
+    every permission any of the learner's functions is given, for the learner's own resources, and nothing else."""
+    t = target("alice")
+    union = set().union(*(grants(render(name, t)) for name in FUNCTION_POLICIES))
+    boundary = render("boundary", t)
+    assert all(s["Effect"] == "Allow" and "Condition" not in s for s in boundary["Statement"])
+    assert grants(boundary) == union
+    assert not grants(render("boundary", target("bob"))) & union, "bob's boundary names none of alice's resources"
+
+
+@pytest.mark.parametrize("name", [*FUNCTION_POLICIES, "boundary"])
 def test_parliament_community_auditors_find_nothing_in_the_function_policies(name: str) -> None:
     """Privilege escalation, credential exposure, permissions management: none in what the functions hold.
 
@@ -145,10 +170,16 @@ def test_parliament_reads_the_trust_policy_except_for_its_missing_resource() -> 
 
 LEARNER = "alice"
 A, R = ACCOUNT, REGION
-# The condition keys' values in the workshop's own calls (the pre-flight passes the same to its simulation).
+BOUNDARY = f"arn:aws:iam::{A}:policy/taskflow-boundary-{LEARNER}"
+# The condition keys' values in the workshop's own calls, as alice makes them (the pre-flight passes the same to
+# its simulation): who she is, the boundary her roles carry, the tag her REST API is created with and carries.
 CONTEXT = {
+    "aws:username": LEARNER,
     "iam:PassedToService": "lambda.amazonaws.com",
+    "iam:PermissionsBoundary": BOUNDARY,
     "lambda:FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:process_task-{LEARNER}",
+    "aws:RequestTag/learner": LEARNER,
+    "aws:ResourceTag/learner": LEARNER,
     "aws:RequestedRegion": REGION,
 }
 NEEDED = [
@@ -170,6 +201,7 @@ NEEDED = [
     ("lambda:DeleteEventSourceMapping", f"arn:aws:lambda:{R}:{A}:event-source-mapping:0f5b1c8e"),
     ("lambda:ListEventSourceMappings", "*"),
     ("lambda:ListFunctions", "*"),
+    ("apigateway:GET", f"arn:aws:apigateway:{R}::/restapis"),
     ("apigateway:POST", f"arn:aws:apigateway:{R}::/restapis"),
     ("apigateway:PUT", f"arn:aws:apigateway:{R}::/restapis/a1b2c3/resources/x1/methods/POST"),
     ("apigateway:POST", f"arn:aws:apigateway:{R}::/restapis/a1b2c3/deployments"),
@@ -196,6 +228,11 @@ NOT_GRANTED = [
     ("iam:GetPolicyVersion", f"arn:aws:iam::{A}:policy/class-admin"),
     ("iam:CreateUser", f"arn:aws:iam::{A}:user/{LEARNER}"),
     ("iam:AttachRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:DeleteRolePermissionsBoundary", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("iam:CreatePolicyVersion", BOUNDARY),
+    ("iam:DeletePolicy", BOUNDARY),
+    ("sts:AssumeRole", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{R}:{A}:function:billing"),
     ("lambda:InvokeFunction", f"arn:aws:lambda:{R}:{A}:function:billing"),
     ("sqs:DeleteQueue", f"arn:aws:sqs:{R}:{A}:orders"),
@@ -205,8 +242,20 @@ NOT_GRANTED = [
     ("logs:DeleteLogGroup", f"arn:aws:logs:{R}:{A}:log-group:/aws/lambda/billing:*"),
     ("sqs:CreateQueue", f"arn:aws:sqs:us-west-2:{A}:taskQueue-{LEARNER}"),
     ("apigateway:POST", "arn:aws:apigateway:us-west-2::/restapis"),
+    ("apigateway:PUT", f"arn:aws:apigateway:{R}::/tags/arn%3Aaws%3Aapigateway%3A{R}%3A%3A%2Frestapis%2Fa1b2c3"),
     ("s3:GetObject", "arn:aws:s3:::any-bucket/key"),
     ("ec2:RunInstances", f"arn:aws:ec2:{R}:{A}:instance/*"),
+    # A classmate's resources, which share alice's prefix or her whole name plus more.
+    ("dynamodb:DeleteTable", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-bob"),
+    ("dynamodb:PutItem", f"arn:aws:dynamodb:{R}:{A}:table/TaskTable-alice2"),
+    ("sqs:PurgeQueue", f"arn:aws:sqs:{R}:{A}:taskQueue-bob"),
+    ("sqs:ReceiveMessage", f"arn:aws:sqs:{R}:{A}:taskQueue-bob-dlq"),
+    ("lambda:UpdateFunctionCode", f"arn:aws:lambda:{R}:{A}:function:create_task-bob"),
+    ("lambda:InvokeFunction", f"arn:aws:lambda:{R}:{A}:function:process_task-alicex"),
+    ("iam:PutRolePolicy", f"arn:aws:iam::{A}:role/process_task-bob-role"),
+    ("iam:DeleteRole", f"arn:aws:iam::{A}:role/create_task-bob-role"),
+    ("iam:PassRole", f"arn:aws:iam::{A}:role/process_task-bob-role"),
+    ("logs:FilterLogEvents", f"arn:aws:logs:{R}:{A}:log-group:/aws/lambda/create_task-bob:*"),
 ]
 
 
@@ -224,7 +273,7 @@ def test_learner_policy_uses_resource_star_only_for_actions_aws_cannot_scope() -
     """Where an action supports resource-level permissions, the learner policy must name resources."""
     definitions = {service["prefix"]: service for service in parliament.iam_definition}
     for statement in render("learner", target())["Statement"]:
-        if "*" not in as_list(statement["Resource"]):
+        if statement["Effect"] != "Allow" or "*" not in as_list(statement["Resource"]):
             continue
         for action in as_list(statement["Action"]):
             prefix, name = action.split(":")
@@ -310,3 +359,15 @@ def test_learner_policy_conditions_refuse_other_functions_and_services(
     assert evaluate(policy, action, resource, CONTEXT) == ALLOWED
     assert evaluate(policy, action, resource, {**CONTEXT, key: value}) != ALLOWED
     assert evaluate(policy, action, resource, {k: v for k, v in CONTEXT.items() if k != key}) != ALLOWED
+
+
+def test_one_learners_copy_names_them_where_iam_would(capsys: pytest.CaptureFixture[str]) -> None:
+    """With IAM Identity Center there is no aws:username: one learner's copy is the same policy, evaluated alike."""
+    assert policies.main(["learner", "--region", REGION, "--account", ACCOUNT, "--learner", LEARNER]) == 0
+    copy = json.loads(capsys.readouterr().out)
+    assert "${aws:username}" not in json.dumps(copy)
+    without_user = {k: v for k, v in CONTEXT.items() if k != "aws:username"}
+    for action, resource in NEEDED:
+        assert evaluate(copy, action, resource, without_user) == ALLOWED, (action, resource)
+    for action, resource in NOT_GRANTED:
+        assert evaluate(copy, action, resource, without_user) != ALLOWED, (action, resource)
