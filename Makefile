@@ -58,7 +58,8 @@ OFFLINE := env -u AWS_PROFILE -u AWS_ENDPOINT_URL WORKSHOP_TARGET=offline WORKSH
 NBVAL := $(BIN)/pytest -p no:cacheprovider --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 unit: $(STAMP)
-	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py --ignore=tests/test_learner_slips.py --ignore=tests/test_learner_install.py
+	$(OFFLINE) $(BIN)/pytest -m "not slow" tests --ignore=tests/test_notebook_reruns.py --ignore=tests/test_learner_slips.py \
+		--ignore=tests/test_learner_install.py --ignore=tests/test_learner_policy_needed.py
 
 # The notebooks, compared strictly with their committed outputs: as a learner runs them (calm), and under AWS
 # weather in a crowded class account, unsuffixed and as learner alice; and re-run in one kernel under weather.
@@ -67,8 +68,10 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	@$(MAKE) --no-print-directory -j5 -O nb-calm nb-crowded nb-crowded-alice nb-reruns nb-slips
 
+# Calm, then the three days as learner alice: each statement of the learner policy is needed by a named step.
 nb-calm: $(STAMP)
 	$(OFFLINE) $(NBVAL) $(NOTEBOOKS)
+	$(OFFLINE) $(BIN)/pytest -p no:cacheprovider -s tests/test_learner_policy_needed.py
 
 nb-crowded: $(STAMP)
 	$(OFFLINE) WORKSHOP_WEATHER=crowded $(NBVAL) $(NOTEBOOKS)

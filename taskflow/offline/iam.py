@@ -10,6 +10,8 @@ from ``authorization`` (the Service Authorization Reference); policies are evalu
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +26,7 @@ from taskflow.offline.model import SignedRequest
 from taskflow.offline.weather import Weather
 
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+TRACE_VARIABLE = "TASKFLOW_OFFLINE_IAM_TRACE"  # a file: each check a confined user's request passed, as JSON
 _ASSUME_ACTIONS = ("sts:AssumeRole", "sts:*", "*")
 
 
@@ -248,6 +251,16 @@ def _authorize_user_request(request: SignedRequest, user: str) -> None:
         reason = policies.refusal(check.action, check.resource, {**context, **extra})
         if reason is not None and not _trusted(check, principal, reason):
             raise denied(request.service, principal, check.action, check.resource, reason)
+        _trace(check, {**context, **extra})
+
+
+def _trace(check: authorization.Check, context: dict[str, Any]) -> None:
+    """Append an allowed check to ``$TASKFLOW_OFFLINE_IAM_TRACE`` (tests: which step needs which statement)."""
+    path = os.environ.get(TRACE_VARIABLE)
+    if path:
+        line = json.dumps({"action": check.action, "resource": check.resource, "context": context})
+        with open(path, "a", encoding="utf-8") as trace:
+            trace.write(line + "\n")
 
 
 def _trusted(check: authorization.Check, principal: str, reason: str) -> bool:
