@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
+import json
 import string
 from typing import Any
 
@@ -50,6 +51,15 @@ def queue(arn: str) -> Queue | None:
     if found is None:
         return None
     return Queue(found.name, found.region, found.queue_arn, int(found.visibility_timeout), bool(found.fifo_queue))
+
+
+def source_queues(dlq_arn: str) -> list[str]:
+    """The ARNs of the queues whose RedrivePolicy names this dead-letter queue ([] if it does not exist)."""
+    parsed = Arn.parse(dlq_arn)
+    backend = sqs_backends[ACCOUNT_ID][parsed.region]
+    if parsed.resource not in backend.queues:
+        return []
+    return [str(q.queue_arn) for q in backend.list_dead_letter_source_queues(parsed.resource)]
 
 
 def _attribute_view(value: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +293,48 @@ def _memoized(original: Any, inst: Installation) -> Any:
     return functools.lru_cache(maxsize=4096)(original)
 
 
+def _redrive_allowed(original: Any, inst: Installation) -> Any:
+    """A queue may name a dead-letter queue only if that queue's RedriveAllowPolicy lets it: ``allowAll`` (the
+    default), ``denyAll``, or ``byQueue`` with the source's ARN in ``sourceQueueArns``
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html).
+    moto stores the attribute and ignores it, so a learner's queue could redrive into a classmate's."""
+
+    def setup_dlq(queue: Any, policy: Any) -> None:
+        before = (vars(queue).get("redrive_policy"), vars(queue).get("dead_letter_queue"))  # unset on creation
+        original(queue, policy)
+        target = queue.dead_letter_queue
+        allow = _json_attribute(vars(target).get("redrive_allow_policy")) if target is not None else {}
+        permission = allow.get("redrivePermission", "allowAll")
+        if permission == "allowAll" or (
+            permission == "byQueue" and queue.queue_arn in (allow.get("sourceQueueArns") or [])
+        ):
+            return
+        queue.redrive_policy, queue.dead_letter_queue = before
+        raise moto_error(
+            AwsError(
+                "InvalidParameterValue",
+                f"Value {json.dumps(policy) if not isinstance(policy, str) else policy} for parameter RedrivePolicy "
+                f"is invalid. Reason: the dead-letter queue {target.queue_arn} does not allow {queue.queue_arn} "
+                "as a source queue (its RedriveAllowPolicy).",
+                query_code="InvalidParameterValue;Sender",
+            ),
+            "sqs",
+        )
+
+    return setup_dlq
+
+
+def _json_attribute(value: Any) -> dict[str, Any]:
+    """A queue attribute holding a JSON object ({} when unset or not an object)."""
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value) if isinstance(value, str) and value else {}
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
 _BACKEND = ("moto.sqs.models", "SQSBackend")
 _QUEUE = ("moto.sqs.models", "Queue")
 
@@ -340,6 +392,9 @@ PATCHES = (
         ("self",),
     ),
     Patch(*_QUEUE, "add_message", "number FIFO messages in order", _sequenced_add, ("self", "message")),
+    Patch(
+        *_QUEUE, "_setup_dlq", "honour a dead-letter queue's RedriveAllowPolicy", _redrive_allowed, ("self", "policy")
+    ),
     Patch(*_QUEUE, "delete_message", "delete a message in one pass", _delete_in_one_pass, ("self", "receipt_handle")),
     Patch("moto.sqs.models", None, "generate_receipt_handle", "draw receipt handles in one call", _receipt_handle, ()),
     Patch("moto.sqs.models", None, "camelcase_to_underscores", "memoize attribute names", _memoized, ("argument",)),
@@ -358,6 +413,8 @@ READS = (
             ("name", "a queue's name"),
             ("region", "a queue's region"),
             ("queue_arn", "a queue's ARN"),
+            ("redrive_policy", "a queue's redrive policy"),
+            ("dead_letter_queue", "a queue's dead-letter queue"),
             ("fifo_queue", "is a queue FIFO"),
             ("_messages", "the messages of a queue"),
             ("_messages_lock", "the lock sends hold"),
