@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 WORKSHOP_TAG = "taskflow"
 DEFAULT_LEARNER = "default"
+DLQ_SUFFIX = "-dlq"  # taskQueue-<learner>-dlq: a learner id ending so would name another learner's dead-letter queue
 _LEARNER_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
 
 
@@ -21,6 +22,11 @@ def learner_from_env() -> str | None:
     raw = os.environ.get("WORKSHOP_LEARNER", "").strip()
     if not raw:
         return None
+    if raw.endswith(DLQ_SUFFIX):
+        raise ValueError(
+            f"WORKSHOP_LEARNER={raw!r} ends in {DLQ_SUFFIX!r}: learner {raw.removesuffix(DLQ_SUFFIX)!r}'s dead-letter "
+            f"queue is named taskQueue-{raw}, so this id would name a classmate's queue. Choose another id."
+        )
     if not _LEARNER_RE.match(raw):
         raise ValueError(
             f"WORKSHOP_LEARNER={raw!r} is not a valid learner id: use 1-20 lowercase letters, "
@@ -51,7 +57,7 @@ class Names:
         set_ = object.__setattr__
         set_(self, "table", f"TaskTable{s}")
         set_(self, "queue", f"taskQueue{s}")
-        set_(self, "dlq", f"taskQueue{s}-dlq")
+        set_(self, "dlq", f"taskQueue{s}{DLQ_SUFFIX}")
         set_(self, "create_function", f"create_task{s}")
         set_(self, "process_function", f"process_task{s}")
         set_(self, "create_role", f"create_task{s}-role")

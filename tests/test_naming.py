@@ -44,3 +44,12 @@ def test_unset_or_blank_learner_means_no_suffix(monkeypatch: pytest.MonkeyPatch)
 def test_tags() -> None:
     assert tags_for(None) == {"workshop": "taskflow", "learner": "default"}
     assert tags_for("team-3") == {"workshop": "taskflow", "learner": "team-3"}
+
+
+def test_an_id_ending_in_dlq_is_refused_because_it_names_a_classmates_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Learner alice-dlq's queue would be taskQueue-alice-dlq, alice's dead-letter queue, which the learner policy
+    (taskQueue-${aws:username}) and alice-dlq's boundary would then both grant."""
+    assert Names("alice-dlq").queue == Names("alice").dlq
+    monkeypatch.setenv("WORKSHOP_LEARNER", "alice-dlq")
+    with pytest.raises(ValueError, match="ends in '-dlq'"):
+        learner_from_env()

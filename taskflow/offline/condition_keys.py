@@ -12,9 +12,11 @@ What the learner policy and the class boundary rely on, as the Service Authoriza
 - ``aws:ResourceTag/<key>``: under ``/restapis/{id}``, the REST API's tags, which its resources, methods,
   deployments and stages inherit for IAM (apigateway-tagging-supported-resources.html);
 - ``lambda:FunctionArn``: the function CreateEventSourceMapping names, or the function of the mapping acted on;
+  ``lambda:Principal``: the principal AddPermission grants;
 - ``iam:PassRole`` on a function's role, with ``iam:PassedToService`` ``lambda.amazonaws.com``, for CreateFunction
   and an UpdateFunctionConfiguration that sets ``Role``
-  (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html).
+  (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html); and a message move task's
+  receive, delete and send permissions.
 A key the request does not carry is absent, so a condition on it does not match (see ``policy_evaluation``).
 """
 
@@ -54,13 +56,29 @@ def of(request: SignedRequest) -> Context:
 
 
 def implied(request: SignedRequest) -> list[tuple[Check, Context]]:
-    """Checks AWS makes for ``request`` besides its own action: passing a role to Lambda."""
+    """Checks AWS makes for ``request`` besides its own action: passing a role to Lambda, and what a message move
+    task does with the caller's permissions."""
+    if request.service == "sqs" and request.action == "StartMessageMoveTask":
+        return _move_task(request)
     if request.service != "lambda" or request.action not in ("CreateFunction", "UpdateFunctionConfiguration"):
         return []
     role = request.json_body.get("Role")
     if not isinstance(role, str) or not role:
         return []
     return [(Check("iam:PassRole", role), {"iam:PassedToService": LAMBDA_SERVICE})]
+
+
+def _move_task(request: SignedRequest) -> list[tuple[Check, Context]]:
+    """StartMessageMoveTask also needs ReceiveMessage, DeleteMessage and GetQueueAttributes on the dead-letter queue
+    and SendMessage on the destination: ``DestinationArn``, or else every queue that redrives to it
+    (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html)."""
+    source = request.json_body.get("SourceArn")
+    if not isinstance(source, str) or not source:
+        return []
+    checks = [(Check(f"sqs:{a}", source), {}) for a in ("ReceiveMessage", "DeleteMessage", "GetQueueAttributes")]
+    destination = request.json_body.get("DestinationArn")
+    targets = [destination] if isinstance(destination, str) and destination else seams.sqs.source_queues(source)
+    return checks + [(Check("sqs:SendMessage", arn), {}) for arn in targets]
 
 
 def _tags(pairs: dict[str, str]) -> Context:
@@ -109,6 +127,9 @@ def _apigateway(request: SignedRequest) -> Context:
 
 
 def _lambda(request: SignedRequest) -> Context:
+    if request.action == "AddPermission":
+        principal = request.json_body.get("Principal")
+        return {"lambda:Principal": principal} if isinstance(principal, str) and principal else {}
     if request.action == "CreateEventSourceMapping":
         name = request.json_body.get("FunctionName")
         if not isinstance(name, str) or not name:

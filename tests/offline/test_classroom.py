@@ -81,8 +81,15 @@ def build_day3(who: Learner) -> dict[str, str]:
         AttributeDefinitions=[{"AttributeName": "task_id", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    queue = sqs.create_queue(QueueName=names.queue)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.queue}"
+    only_ours = {"redrivePermission": "byQueue", "sourceQueueArns": [queue_arn]}  # as Day 2 creates them
+    dlq = sqs.create_queue(QueueName=names.dlq, Attributes={"RedriveAllowPolicy": json.dumps(only_ours)})["QueueUrl"]
+    redrive = {"deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{names.dlq}", "maxReceiveCount": "2"}
+    attributes = {
+        "RedrivePolicy": json.dumps(redrive),
+        "RedriveAllowPolicy": json.dumps({"redrivePermission": "denyAll"}),
+    }
+    queue = sqs.create_queue(QueueName=names.queue, Attributes=attributes)["QueueUrl"]
     values = values_for(SimpleNamespace(region=REGION, account_id=ACCOUNT, names=names))
     for role, policy in ((names.create_role, "create_task"), (names.process_role, "process_task")):
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=who.trust, PermissionsBoundary=who.boundary)
@@ -101,7 +108,7 @@ def build_day3(who: Learner) -> dict[str, str]:
     apigw = who.client("apigateway")
     api = apigw.create_rest_api(name=names.api, tags=tags)["id"]
     lam.invoke(FunctionName=names.create_function, Payload=b"{}")  # its log group exists from here on
-    return {"queue": queue, "api": api, "mapping": mapping}
+    return {"queue": queue, "dlq": dlq, "api": api, "mapping": mapping}
 
 
 @pytest.fixture(scope="module")
@@ -204,6 +211,21 @@ ATTEMPTS: dict[str, tuple[Attempt, str]] = {
         ),
         "iam:PassRole",
     ),
+    "letting anyone change her function": (
+        lambda a, b, mine, his: a.client("lambda").add_permission(
+            FunctionName=a.names.create_function, StatementId="anyone", Action="lambda:*", Principal="*"
+        ),
+        "lambda:AddPermission",
+    ),
+    "letting another account invoke her function": (
+        lambda a, b, mine, his: a.client("lambda").add_permission(
+            FunctionName=a.names.create_function,
+            StatementId="outsider",
+            Action="lambda:InvokeFunction",
+            Principal="210987654321",
+        ),
+        "lambda:AddPermission",
+    ),
     "a REST API tagged as bob's": (
         lambda a, b, mine, his: a.client("apigateway").create_rest_api(name="mine", tags={"learner": "bob"}),
         "apigateway:POST",
@@ -229,6 +251,13 @@ ATTEMPTS: dict[str, tuple[Attempt, str]] = {
     "bob's queue: delete": (
         lambda a, b, mine, his: a.client("sqs").delete_queue(QueueUrl=his["queue"]),
         "sqs:DeleteQueue",
+    ),
+    "moving her dead letters into bob's queue": (
+        lambda a, b, mine, his: a.client("sqs").start_message_move_task(
+            SourceArn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{a.names.dlq}",
+            DestinationArn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{b.names.queue}",
+        ),
+        "sqs:SendMessage",
     ),
     "bob's table: put an item": (
         lambda a, b, mine, his: a.client("dynamodb").put_item(
@@ -261,6 +290,16 @@ ATTEMPTS: dict[str, tuple[Attempt, str]] = {
     "bob's mapping: disable": (
         lambda a, b, mine, his: a.client("lambda").update_event_source_mapping(UUID=his["mapping"], Enabled=False),
         "lambda:UpdateEventSourceMapping",
+    ),
+    "bob's mapping: repoint it to her function": (
+        lambda a, b, mine, his: a.client("lambda").update_event_source_mapping(
+            UUID=his["mapping"], FunctionName=a.names.process_function
+        ),
+        "lambda:UpdateEventSourceMapping",
+    ),
+    "bob's mapping: delete": (
+        lambda a, b, mine, his: a.client("lambda").delete_event_source_mapping(UUID=his["mapping"]),
+        "lambda:DeleteEventSourceMapping",
     ),
     "a mapping from her queue to bob's function": (
         lambda a, b, mine, his: a.client("lambda").create_event_source_mapping(
@@ -319,7 +358,7 @@ def test_her_own_resources_stay_hers(
     alice.client("sqs").send_message(QueueUrl=mine["queue"], MessageBody="{}")
     alice.client("dynamodb").scan(TableName=alice.names.table)
     alice.client("apigateway").get_resources(restApiId=mine["api"])
-    alice.client("lambda").update_event_source_mapping(UUID=mine["mapping"], Enabled=True)
+    alice.client("lambda").get_event_source_mapping(UUID=mine["mapping"])
     alice.client("logs").filter_log_events(logGroupName=Names.log_group(alice.names.create_function))
     policy = json.dumps(
         render("create_task_day1", values_for(SimpleNamespace(region=REGION, account_id=ACCOUNT, names=alice.names)))
@@ -384,3 +423,22 @@ def test_a_role_trusting_her_cannot_be_assumed(
     finally:
         iam.delete_role(RoleName=name)
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=alice.trust, PermissionsBoundary=alice.boundary)
+
+
+@pytest.mark.parametrize("target", ["queue", "dlq"])
+def test_her_queue_cannot_redrive_into_a_classmates_queue(
+    target: str, classroom_account: tuple[Learner, Learner, dict[str, str], dict[str, str]]
+) -> None:
+    """IAM cannot refuse this (SetQueueAttributes is checked on her own queue only); the classmate's queues refuse
+    it, as Day 2 creates them: the DLQ allows only its own task queue, the task queue allows no source
+    (RedriveAllowPolicy, https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html)."""
+    alice, bob, mine, _ = classroom_account
+    name = bob.names.queue if target == "queue" else bob.names.dlq
+    redrive = {"deadLetterTargetArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", "maxReceiveCount": "1"}
+    sqs = alice.client("sqs")
+    with pytest.raises(ClientError) as caught:
+        sqs.set_queue_attributes(QueueUrl=mine["queue"], Attributes={"RedrivePolicy": json.dumps(redrive)})
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "RedriveAllowPolicy" in caught.value.response["Error"]["Message"]
+    current = sqs.get_queue_attributes(QueueUrl=mine["queue"], AttributeNames=["RedrivePolicy"])["Attributes"]
+    assert json.loads(current["RedrivePolicy"])["deadLetterTargetArn"].endswith(alice.names.dlq), "hers is unchanged"

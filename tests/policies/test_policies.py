@@ -178,6 +178,7 @@ CONTEXT = {
     "iam:PassedToService": "lambda.amazonaws.com",
     "iam:PermissionsBoundary": BOUNDARY,
     "lambda:FunctionArn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:process_task-{LEARNER}",
+    "lambda:Principal": "apigateway.amazonaws.com",
     "aws:RequestTag/learner": LEARNER,
     "aws:ResourceTag/learner": LEARNER,
     "aws:RequestedRegion": REGION,
@@ -228,6 +229,7 @@ NOT_GRANTED = [
     ("iam:GetPolicyVersion", f"arn:aws:iam::{A}:policy/class-admin"),
     ("iam:CreateUser", f"arn:aws:iam::{A}:user/{LEARNER}"),
     ("iam:AttachRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
+    ("lambda:UpdateEventSourceMapping", f"arn:aws:lambda:{R}:{A}:event-source-mapping:0f5b1c8e"),
     ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("iam:DeleteRolePermissionsBoundary", f"arn:aws:iam::{A}:role/create_task-{LEARNER}-role"),
     ("iam:CreatePolicyVersion", BOUNDARY),
@@ -347,6 +349,7 @@ def test_instructors_can_print_a_rendered_policy(capsys: pytest.CaptureFixture[s
             "iam:PassedToService",
             "ec2.amazonaws.com",
         ),
+        ("lambda:AddPermission", f"arn:aws:lambda:{R}:{A}:function:create_task-{LEARNER}", "lambda:Principal", "*"),
     ],
 )
 def test_learner_policy_conditions_refuse_other_functions_and_services(
