@@ -94,18 +94,22 @@ class PolicySet:
         return self.refusal(action, resource, context) is None
 
 
-def trust_lets_lambda_assume(trust: dict[str, Any] | None) -> bool:
-    """True when a trust policy lets lambda.amazonaws.com assume the role."""
+def trusts(trust: dict[str, Any] | None, kind: str, principal: str) -> bool:
+    """True when a trust policy lets ``principal`` of ``kind`` (``Service``, ``AWS``) assume the role."""
     for st in _listed((trust or {}).get("Statement", [])):
         if not isinstance(st, dict) or st.get("Effect") != "Allow":
             continue
         if not any(a in _ASSUME_ACTIONS for a in _listed(st.get("Action", []))):
             continue
-        principal = st.get("Principal", {})
-        services = _listed(principal.get("Service", [])) if isinstance(principal, dict) else []
-        if LAMBDA_PRINCIPAL in services:
+        named = st.get("Principal", {})
+        if isinstance(named, dict) and principal in _listed(named.get(kind, [])):
             return True
     return False
+
+
+def trust_lets_lambda_assume(trust: dict[str, Any] | None) -> bool:
+    """True when a trust policy lets lambda.amazonaws.com assume the role."""
+    return trusts(trust, "Service", LAMBDA_PRINCIPAL)
 
 
 def _role_arn(role_name: str) -> str:
@@ -219,39 +223,48 @@ class Iam:
             self._seen.clear()
 
     def authorize(self, request: SignedRequest) -> None:
-        """Confine a request signed with a function's credentials to its role; let every other one through."""
+        """Confine a request signed with a function's credentials to its role, and one signed with a confined
+        user's key to the user's policies; let every other one through (the learner's own, unrestricted)."""
         creds = self._issued.get(request.access_key or "")
-        if creds is None:
-            user = self._users.get(request.access_key or "")
-            if user is not None:
-                _authorize_user_request(request, user)
-            return  # otherwise the learner's own call: unrestricted, like an administrator's
-        request.verify_signature()
-        if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
-            return  # always allowed, whatever the policies say, as on AWS
-        policies = self.policies(creds.role_arn)
-        context = session_context(creds, request.region)
-        for check in authorization.checks(request):
-            reason = policies.refusal(check.action, check.resource, context)
-            if reason is not None:
-                raise denied(request.service, creds.session_arn, check.action, check.resource, reason)
-        self._hooks().before_call(creds.function_name, request)
+        user = self._users.get(request.access_key or "")
+        if (creds is None and user is None) or not _needs_permission(request):
+            return
+        if creds is not None:
+            context = session_context(creds, request.region)
+            checks = [(check, {}) for check in authorization.checks(request)]
+            _enforce(request, creds.session_arn, self.policies(creds.role_arn), context, checks)
+            self._hooks().before_call(creds.function_name, request)
+        elif user is not None:
+            context = {**user_context(user, request.region), **condition_keys.of(request)}
+            checks = [(check, {}) for check in authorization.checks(request)] + condition_keys.implied(request)
+            policies = PolicySet(tuple(seams.iam.user_policy_documents(user) or ()))
+            for check, passed in _enforce(request, f"arn:aws:iam::{ACCOUNT_ID}:user/{user}", policies, context, checks):
+                _trace(check, passed)
 
 
-def _authorize_user_request(request: SignedRequest, user: str) -> None:
-    """Allow ``request`` only if IAM user ``user``'s policies allow every check it needs, with its condition keys."""
+def _needs_permission(request: SignedRequest) -> bool:
+    """Verify a confined principal's signature; False for GetCallerIdentity, allowed whatever the policies say."""
     request.verify_signature()
-    if authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity":
-        return
-    policies = PolicySet(tuple(seams.iam.user_policy_documents(user) or ()))
-    principal = f"arn:aws:iam::{ACCOUNT_ID}:user/{user}"
-    context = {**user_context(user, request.region), **condition_keys.of(request)}
-    needed = [(check, {}) for check in authorization.checks(request)] + condition_keys.implied(request)
-    for check, extra in needed:
-        reason = policies.refusal(check.action, check.resource, {**context, **extra})
+    return not (authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity")
+
+
+def _enforce(
+    request: SignedRequest,
+    principal: str,
+    policies: PolicySet,
+    context: dict[str, Any],
+    checks: list[tuple[authorization.Check, condition_keys.Context]],
+) -> list[tuple[authorization.Check, dict[str, Any]]]:
+    """Raise AccessDenied unless ``policies`` allow every check (with ``context`` and the check's own keys); return
+    the checks with the context each passed with."""
+    passed = []
+    for check, extra in checks:
+        full = {**context, **extra}
+        reason = policies.refusal(check.action, check.resource, full)
         if reason is not None and not _trusted(check, principal, reason):
             raise denied(request.service, principal, check.action, check.resource, reason)
-        _trace(check, {**context, **extra})
+        passed.append((check, full))
+    return passed
 
 
 def _trace(check: authorization.Check, context: dict[str, Any]) -> None:
@@ -269,15 +282,7 @@ def _trusted(check: authorization.Check, principal: str, reason: str) -> bool:
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
     if check.action != "sts:AssumeRole" or reason.startswith("with an explicit deny"):
         return False
-    for statement in _listed((seams.iam.trust_policy(check.resource) or {}).get("Statement", [])):
-        if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
-            continue
-        if not any(a in _ASSUME_ACTIONS for a in _listed(statement.get("Action", []))):
-            continue
-        named = statement.get("Principal", {})
-        if isinstance(named, dict) and principal in _listed(named.get("AWS", [])):
-            return True
-    return False
+    return trusts(seams.iam.trust_policy(check.resource), "AWS", principal)
 
 
 def _global_context(principal_arn: str, principal_type: str, region: str) -> dict[str, str]:

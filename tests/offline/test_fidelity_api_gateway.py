@@ -69,6 +69,13 @@ def handler(event, context):
 """
 
 PNG = bytes(range(256)) + b"\x89PNG\r\n\x1a\n"
+# A function's reply carrying PNG as base64 text, as a proxy integration must return binary.
+PNG_REPLY = {
+    "statusCode": 200,
+    "headers": {"Content-Type": "image/png"},
+    "body": base64.b64encode(PNG).decode(),
+    "isBase64Encoded": True,
+}
 
 
 @dataclass
@@ -377,14 +384,7 @@ def test_content_type_from_the_function_is_kept_whatever_its_case(site: Site) ->
 def test_base64_body_becomes_binary_when_accept_is_a_binary_media_type(site: Site) -> None:
     """[BINARY] isBase64Encoded true and the request's (first) Accept media type in binaryMediaTypes: the body is
     decoded to bytes."""
-    encoded = base64.b64encode(PNG).decode()
-    proxy_response = {
-        "statusCode": 200,
-        "headers": {"Content-Type": "image/png"},
-        "body": encoded,
-        "isBase64Encoded": True,
-    }
-    response = reply(site, proxy_response, headers={"Accept": "image/png"})
+    response = reply(site, PNG_REPLY, headers={"Accept": "image/png"})
     assert response.status_code == 200 and response.content == PNG
 
 
@@ -392,15 +392,8 @@ def test_base64_body_stays_text_when_accept_is_not_a_binary_media_type(site: Sit
     """[BINARY] "API Gateway uses the first Accept header from clients to determine if a response should return
     binary media": with Accept */* (requests' default, matching no entry of ["image/png", ...]) or a first Accept
     type that is not binary, the base64 text is returned as it is."""
-    encoded = base64.b64encode(PNG).decode()
-    proxy_response = {
-        "statusCode": 200,
-        "headers": {"Content-Type": "image/png"},
-        "body": encoded,
-        "isBase64Encoded": True,
-    }
-    assert reply(site, proxy_response).text == encoded
-    assert reply(site, proxy_response, headers={"Accept": "text/html, image/png"}).text == encoded
+    assert reply(site, PNG_REPLY).text == PNG_REPLY["body"]
+    assert reply(site, PNG_REPLY, headers={"Accept": "text/html, image/png"}).text == PNG_REPLY["body"]
 
 
 def test_undecodable_base64_body_is_a_configuration_error(site: Site) -> None:
