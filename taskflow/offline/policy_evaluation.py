@@ -17,6 +17,7 @@ No well-kept Python library evaluates IAM policies with conditions, so this smal
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -67,13 +68,19 @@ def _substitute(text: str, context: Context) -> str | None:
     return None if missing else result
 
 
-def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
-    """IAM's wildcard match: ``*`` any run, ``?`` one character, everything else literal."""
+@functools.lru_cache(maxsize=4096)
+def _wildcard(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    """The regular expression for an IAM wildcard pattern (each request checks the same few patterns again)."""
     regex = "".join(
         ".*" if c == "*" else "." if c == "?" else re.escape({"\x00": "*", "\x01": "?", "\x02": "$"}.get(c, c))
         for c in pattern
     )
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ignore_case else 0)) is not None
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ignore_case else 0))
+
+
+def _glob(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
+    """IAM's wildcard match: ``*`` any run, ``?`` one character, everything else literal."""
+    return _wildcard(pattern, ignore_case).fullmatch(value) is not None
 
 
 def action_matches(pattern: str, action: str) -> bool:
@@ -203,9 +210,16 @@ def _statement_applies(st: Mapping[str, Any], action: str, resource: str, contex
     return conditions_hold(st.get("Condition"), context)
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed(document: str) -> Mapping[str, Any]:
+    """A policy document's JSON, parsed once: a role's few documents are read again for every call it makes."""
+    parsed: Mapping[str, Any] = json.loads(document)
+    return parsed
+
+
 def evaluate(document: str | Mapping[str, Any], action: str, resource: str, context: Context | None = None) -> str:
     """One identity-policy document's verdict on ``action`` on ``resource``: ALLOWED, DENIED or NOT_MATCHED."""
-    parsed = json.loads(document) if isinstance(document, str) else document
+    parsed = _parsed(document) if isinstance(document, str) else document
     verdict = NOT_MATCHED
     for st in _listed(parsed.get("Statement", [])):
         if not isinstance(st, Mapping) or not _statement_applies(st, action, resource, context or {}):

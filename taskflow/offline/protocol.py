@@ -51,8 +51,30 @@ class Result(NamedTuple):
     max_rss_kb: int
 
 
-Message = Log | Ready | Invoke | Result
-_KINDS: dict[str, type[Any]] = {cls.__name__: cls for cls in (Log, Ready, Invoke, Result)}
+class Call(NamedTuple):
+    """Worker -> kernel: one AWS request the function's SDK built and signed, for the offline AWS to answer.
+
+    ``headers`` are the request's, as signed (the Host names the loopback server); ``call_id`` pairs the reply.
+    """
+
+    call_id: int
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class Reply(NamedTuple):
+    """Kernel -> worker: the HTTP answer to a ``Call``; status 0 means "not answered here: send it over HTTP"."""
+
+    call_id: int
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+Message = Log | Ready | Invoke | Result | Call | Reply
+_KINDS: dict[str, type[Any]] = {cls.__name__: cls for cls in (Log, Ready, Invoke, Result, Call, Reply)}
 
 
 def send(conn: Any, message: Message) -> None:

@@ -54,7 +54,7 @@ class Runtime:
             self._server = seams.core.start_server()
             host, port = seams.core.server_address(self._server)
             self.endpoint_url = f"http://{host}:{port}"
-            spawner = Spawner(self.endpoint_url, self.iam)
+            spawner = Spawner(self.endpoint_url, self.iam, seams.core.answer)
             concurrency = self.weather.forecast.concurrency
             self.functions = Functions(spawner, self.telemetry, self.iam, lambda: self.hooks, concurrency)
             self.api = ApiProxy(self.functions, self.telemetry, lambda: self.hooks)

@@ -15,10 +15,14 @@ from __future__ import annotations
 import decimal
 import errno
 import importlib
+import importlib.machinery
 import importlib.util
+import io
+import itertools
 import json
 import logging
 import os
+import queue
 import sys
 import threading
 import time
@@ -39,8 +43,63 @@ def _load_protocol() -> Any:
 
 
 protocol = _load_protocol()
-_conn: Any = None
+_link: Any = None  # the _Link to the kernel
 _request_id = ""
+
+
+class _Link:
+    """The worker's end of its link: frames go out whole from any thread (the handler's threads print and call
+    AWS too), and one reader thread hands each incoming frame to whoever waits for it."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.open = True
+        self.invokes: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Invoke frames; None once the link closed
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, queue.SimpleQueue[Any]] = {}  # call id -> where its Reply goes
+        self._pending_lock = threading.Lock()
+        self._ids = itertools.count(1)
+
+    def send(self, message: Any) -> None:
+        with self._send_lock:
+            protocol.send(self.conn, message)
+
+    def read(self) -> None:
+        """The reader thread: invocations go to the main loop, each reply to the thread that made the call."""
+        try:
+            while True:
+                message = protocol.receive(self.conn)
+                if isinstance(message, protocol.Reply):
+                    with self._pending_lock:
+                        slot = self._pending.pop(message.call_id, None)
+                    if slot is not None:
+                        slot.put(message)
+                else:
+                    self.invokes.put(message)
+        except (EOFError, OSError, ValueError):
+            pass  # the kernel closed the link (this container is retired), or it broke
+        finally:
+            self.open = False
+            self.invokes.put(None)
+            with self._pending_lock:
+                waiting = list(self._pending.values())
+                self._pending.clear()
+            for slot in waiting:
+                slot.put(None)
+
+    def call(self, method: str, url: str, headers: list[tuple[str, str]], body: bytes) -> Any:
+        """Send one AWS request and wait for its Reply (None if the link closed first)."""
+        call_id = next(self._ids)
+        slot: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        with self._pending_lock:
+            self._pending[call_id] = slot
+        try:
+            self.send(protocol.Call(call_id, method, url, headers, body))
+        except OSError:
+            with self._pending_lock:
+                self._pending.pop(call_id, None)
+            return None
+        return slot.get()
 
 
 class _Stream:
@@ -53,13 +112,13 @@ class _Stream:
         self._buffer += text
         if "\n" in self._buffer:
             head, _, self._buffer = self._buffer.rpartition("\n")
-            protocol.send(_conn, protocol.Log(head + "\n", time.time()))
+            _link.send(protocol.Log(head + "\n", time.time()))
         return len(text)
 
     def flush(self) -> None:
         if self._buffer:
             text, self._buffer = self._buffer, ""
-            protocol.send(_conn, protocol.Log(text, time.time()))
+            _link.send(protocol.Log(text, time.time()))
 
     def isatty(self) -> bool:
         return False
@@ -270,6 +329,71 @@ def _marshal(response: Any) -> str | bytes:
     return text
 
 
+# Calls that may wait (a long poll, another function's whole invocation) still go over HTTP: the kernel answers
+# link calls between the frames it watches to end an invocation at its timeout, so they must be quick.
+_OVER_HTTP = frozenset({"sqs.ReceiveMessage", "lambda.Invoke", "lambda.InvokeWithResponseStream"})
+
+
+class _Body(io.BytesIO):
+    """A reply's body as botocore reads a response: whole, or streamed in chunks."""
+
+    def stream(self, **kwargs: Any) -> Any:
+        chunk = self.read()
+        while chunk:
+            yield chunk
+            chunk = self.read()
+
+
+def _aws_call(request: Any, event_name: str = "", **kwargs: Any) -> Any:
+    """botocore's ``before-send``: carry the signed request over the link and return the kernel's answer.
+
+    Returns None (botocore then sends the request over HTTP to AWS_ENDPOINT_URL, as before) for calls that may
+    wait, unsigned requests, bodies that are streams, or when the kernel says it does not answer that service.
+    """
+    operation = event_name.split(".", 1)[-1]
+    body = request.body
+    if not _link.open or operation in _OVER_HTTP or "Authorization" not in request.headers:
+        return None
+    if body is None:
+        data = b""
+    elif isinstance(body, bytes | bytearray):
+        data = bytes(body)
+    elif isinstance(body, str):
+        data = body.encode("utf-8")
+    else:
+        return None
+    headers = [(k, v.decode("latin-1") if isinstance(v, bytes) else str(v)) for k, v in request.headers.items()]
+    reply = _link.call(request.method, request.url, headers, data)
+    if reply is None or reply.status == 0:
+        return None
+    from botocore.awsrequest import AWSResponse  # loaded already: botocore is what called us
+
+    return AWSResponse(request.url, reply.status, reply.headers, _Body(reply.body))
+
+
+class _SdkLink:
+    """An import hook: as ``botocore.handlers`` is imported, add ``_aws_call`` to its built-in handlers.
+
+    Every botocore session registers those on each client it creates, so all the function's clients send their
+    calls over the link; moto's in-process mock hooks botocore the same way. Nothing else is imported early.
+    """
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != "botocore.handlers":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            load(module)
+            module.BUILTIN_HANDLERS.append(("before-send", _aws_call))
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def _trace_id() -> str:
     """A fresh X-Ray trace header, as Lambda sets ``_X_AMZN_TRACE_ID`` for each invocation (not sampled)."""
     return f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};Parent={os.urandom(8).hex()};Sampled=0"
@@ -313,12 +437,14 @@ def _exit_with_parent(interval: float = 0.5) -> None:
 
 
 def main() -> None:
-    global _conn, _request_id
+    global _link, _request_id
     host, port = os.environ.pop(protocol.ADDRESS_ENV).rsplit(":", 1)
     authkey = bytes.fromhex(os.environ.pop(protocol.AUTHKEY_ENV))
-    _conn = Client((host, int(port)), authkey=authkey)
+    conn = Client((host, int(port)), authkey=authkey)
     _exit_with_parent()
-    protocol.no_delay(_conn)
+    protocol.no_delay(conn)
+    _link = _Link(conn)
+    threading.Thread(target=_link.read, daemon=True, name="link-reader").start()
     sys.stdout = _Stream()  # type: ignore[assignment]
     sys.stderr = _Stream()  # type: ignore[assignment]
     root = logging.getLogger()
@@ -329,17 +455,17 @@ def main() -> None:
 
     started = time.perf_counter()
     _isolate_imports(os.environ["LAMBDA_TASK_ROOT"], os.environ["LAMBDA_RUNTIME_DIR"])
+    sys.meta_path.insert(0, _SdkLink())
     _read_only(os.environ["LAMBDA_TASK_ROOT"])
     handler, init_error = _load_handler(os.environ["_HANDLER"])
     if init_error is not None:
         _log_error(init_error)  # the init phase's own entry; each invocation logs it again, as Lambda retries init
     sys.stdout.flush()
-    protocol.send(_conn, protocol.Ready((time.perf_counter() - started) * 1000, init_error))
+    _link.send(protocol.Ready((time.perf_counter() - started) * 1000, init_error))
 
     while True:
-        try:
-            invoke = protocol.receive(_conn)
-        except EOFError:
+        invoke = _link.invokes.get()
+        if invoke is None:
             return  # the kernel closed the link: this container is being retired
         request_id, payload, deadline = invoke.request_id, invoke.payload, invoke.deadline
         _request_id = request_id
@@ -364,7 +490,7 @@ def main() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         max_rss_kb = _max_rss_kb()
-        protocol.send(_conn, protocol.Result(ok, result, max_rss_kb))
+        _link.send(protocol.Result(ok, result, max_rss_kb))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
@@ -48,6 +49,7 @@ class Worker:
     init_ms: float
     init_error: dict[str, Any] | None
     init_logs: list[tuple[str, float]] = field(default_factory=list)  # what the init phase printed
+    answer: Answer | None = None  # answers the AWS calls the function makes over the link
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -79,12 +81,30 @@ class Outcome:
     crashed: bool = False
 
 
-class Spawner:
-    """Starts worker processes that reach moto through the loopback server at ``endpoint_url``."""
+# Answers a function's AWS call that came over the link: (method, url, headers, body) -> (status, headers, body),
+# or None where the offline AWS does not answer that request in-process (the worker sends it over HTTP instead).
+Answer = Callable[[str, str, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes] | None]
 
-    def __init__(self, endpoint_url: str, iam: Iam) -> None:
+
+def answer_call(answer: Answer, conn: Connection, call: protocol.Call) -> None:
+    """Answer one AWS call a worker sent over its link, in the thread watching that worker."""
+    try:
+        answered = answer(call.method, call.url, call.headers, call.body)
+    except Exception as exc:  # noqa: BLE001 - a fault in the offline AWS: the loopback server would answer 500 too
+        text = f"the offline AWS failed to answer: {type(exc).__name__}: {exc}"
+        answered = (500, [("Content-Type", "text/plain")], text.encode())
+    status, headers, body = answered if answered is not None else (0, [], b"")
+    protocol.send(conn, protocol.Reply(call.call_id, status, headers, body))
+
+
+class Spawner:
+    """Starts worker processes whose AWS calls come over their link to ``answer``, or reach moto through the
+    loopback server at ``endpoint_url`` (calls that may wait, and anything not sent through botocore)."""
+
+    def __init__(self, endpoint_url: str, iam: Iam, answer: Answer) -> None:
         self.endpoint_url = endpoint_url
         self.iam = iam
+        self.answer = answer
         self._authkey = secrets.token_bytes(16)
 
     def spawn(self, fn: Function, code_dir: Path, runtime_dir: Path) -> Worker:
@@ -140,8 +160,10 @@ class Spawner:
                 message = protocol.receive(conn)
                 if isinstance(message, protocol.Log):
                     init_logs.append((message.text, message.at))
+                elif isinstance(message, protocol.Call):
+                    answer_call(self.answer, conn, message)
                 elif isinstance(message, protocol.Ready):
-                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs)
+                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs, self.answer)
                     break
         except (EOFError, OSError) as exc:
             # The process exited during init (os._exit, a crash) or never connected.
@@ -231,6 +253,8 @@ def run(
             message_in = protocol.receive(worker.conn)
             if isinstance(message_in, protocol.Log):
                 outcome.logs.append((message_in.text, message_in.at))
+            elif isinstance(message_in, protocol.Call) and worker.answer is not None:
+                answer_call(worker.answer, worker.conn, message_in)
             elif isinstance(message_in, protocol.Result):
                 if message_in.ok:
                     outcome.result = message_in.body

@@ -28,7 +28,7 @@ ALLOWED_GLOBALS = {
     ("offline/runtime.py", "_lock"): "guards _runtime",
     ("offline/api_proxy.py", "log"): "a logger",
     ("offline/worker.py", "protocol"): "the worker process's copy of the message definitions",
-    ("offline/worker.py", "_conn"): "the worker process's link (a process of its own, not the kernel)",
+    ("offline/worker.py", "_link"): "the worker process's link (a process of its own, not the kernel)",
     ("offline/worker.py", "_request_id"): "the worker process's current request",
     ("target.py", "_current"): "the kernel's one target (connect() never switches)",
     ("sweep.py", "_sleep"): "the clock tests replace",

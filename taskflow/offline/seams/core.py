@@ -20,11 +20,13 @@ import re
 import string
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from botocore.awsrequest import AWSPreparedRequest
+from botocore.compat import HTTPHeaders
 from moto import mock_aws
 from moto.core import exceptions as moto_exceptions
-from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID, botocore_stubber
 from moto.server import ThreadedMotoServer
 
 from taskflow.offline.errors import AwsError
@@ -94,6 +96,65 @@ def start_server() -> Any:
 def server_address(server: Any) -> tuple[str, int]:
     host, port = server.get_host_and_port()
     return str(host), int(port)
+
+
+# --- function calls over the worker link -------------------------------------------------------------------
+
+# Services a function's call may reach in-process, by the name its signature carries: each is served at
+# ``https://{name}.{region}.amazonaws.com``. Others (S3's bucket hosts, DynamoDB Streams) keep the loopback server.
+LINKED_SERVICES = frozenset(
+    {
+        "apigateway",
+        "dynamodb",
+        "events",
+        "iam",
+        "kms",
+        "lambda",
+        "logs",
+        "monitoring",
+        "secretsmanager",
+        "sns",
+        "sqs",
+        "ssm",
+        "states",
+        "sts",
+        "xray",
+    }
+)
+_SCOPE = re.compile(r"Credential=[^/,\s]+/[^/]*/([^/]*)/([^/]*)/")
+
+
+def answer(
+    method: str, url: str, headers: list[tuple[str, str]], body: bytes
+) -> tuple[int, list[tuple[str, str]], bytes] | None:
+    """Answer a worker's signed request in-process, as moto answers this process's own boto3 clients.
+
+    The request reaches moto's in-process dispatch (its ``BotocoreStubber``) at the service's AWS URL, with its
+    headers and body exactly as the worker signed them, so signature and IAM checks run unchanged. None when the
+    request is not one this answers (the worker then sends it to the loopback server).
+    """
+    signed = dict((k.lower(), v) for k, v in headers)
+    scope = _SCOPE.search(signed.get("authorization", ""))
+    if scope is None:
+        return None
+    region, service = scope.group(1), scope.group(2)
+    if service not in LINKED_SERVICES or signed.get("x-amz-target", "").startswith("DynamoDBStreams"):
+        return None
+    _, netloc, path, query, _ = urlsplit(url)
+    aws_url = urlunsplit(("https", f"{service}.{region}.amazonaws.com", path, query, ""))
+    http_headers = HTTPHeaders()
+    if "host" not in signed:  # botocore signs the URL's host, which its HTTP layer sends: keep it
+        http_headers["Host"] = netloc
+    for key, value in headers:
+        http_headers[key] = value
+    request = AWSPreparedRequest(method, aws_url, http_headers, body, stream_output=False)
+    answered = botocore_stubber.process_request(request)
+    if answered is None:
+        return None
+    status, reply_headers, reply_body = answered
+    items = reply_headers.items() if hasattr(reply_headers, "items") else reply_headers
+    content = reply_body.encode("utf-8") if isinstance(reply_body, str) else bytes(reply_body or b"")
+    return int(status), [(str(k), str(v)) for k, v in items], content
 
 
 # --- authorization -----------------------------------------------------------------------------------------
@@ -330,6 +391,13 @@ READS = (
     Read("moto.core.models", "MockAWS.start", "start the in-process mock", ("self",)),
     Read("moto.core.models", "MockAWS.stop", "stop the in-process mock", ("self",)),
     Read("moto.core.models", "DEFAULT_ACCOUNT_ID", "the account moto's backends answer for test credentials"),
+    Read("moto.core.models", "botocore_stubber", "moto's in-process dispatch, which answers workers' linked calls"),
+    Read(
+        "moto.core.botocore_stubber",
+        "BotocoreStubber.process_request",
+        "answer a signed request in-process: (status, headers, body), or None for a URL moto does not serve",
+        ("self", "request"),
+    ),
     Read("moto.server", "ThreadedMotoServer", "serve moto to worker processes over loopback"),
     Read("moto.server", "ThreadedMotoServer.get_host_and_port", "the loopback server's address", ("self",)),
     Read("moto.server", "ThreadedMotoServer.stop", "stop the loopback server", ("self",)),
