@@ -24,9 +24,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.compat import HTTPHeaders
-from moto import mock_aws
+from moto import backend_index, backends, mock_aws
+from moto.core import config as moto_config
 from moto.core import exceptions as moto_exceptions
+from moto.core.base_backend import BackendDict
 from moto.core.models import DEFAULT_ACCOUNT_ID, botocore_stubber
+from moto.core.request import normalize_request
+from moto.core.utils import get_equivalent_url_in_aws_domain
+from moto.moto_api import recorder
 from moto.server import ThreadedMotoServer
 
 from taskflow.offline.errors import AwsError
@@ -335,6 +340,66 @@ def _cached_backend_for_host(original: Any, inst: Installation) -> Any:
     return get_backend_for_host
 
 
+def _route(clean_url: str) -> tuple[str, Any] | None:
+    """The service and handler moto's in-process dispatch picks for a URL (None: no handler serves it).
+
+    The same search as ``BotocoreStubber.process_request``: the first service whose URL pattern matches and whose
+    backend has a URL that matches too.
+    """
+    for service, pattern in backend_index.backend_url_patterns:
+        if not pattern.match(clean_url):
+            continue
+        backend_dict = backends.get_backend(service)
+        if isinstance(backend_dict, BackendDict):
+            regions = backend_dict[DEFAULT_ACCOUNT_ID]
+            backend = regions["us-east-1"] if "us-east-1" in regions else regions["aws"]
+        else:
+            backend = backend_dict["global"]
+        for url, method_to_execute in backend.urls.items():
+            if re.compile(url).match(clean_url):
+                return service, method_to_execute
+    return None
+
+
+def _cached_routes(original: Any, inst: Installation) -> Any:
+    """For every request moto's in-process dispatch tries up to 183 URL patterns, then rebuilds the chosen
+    backend's URL table and tries each of those: remember the handler per URL, and do the rest as moto does.
+
+    Anything unusual (a passthrough, a service off the whitelist, a URL no handler serves) is moto's own path.
+    """
+    routes: dict[str, tuple[str, Any] | None] = {}
+
+    def process_request(stubber: Any, request: Any) -> Any:
+        (scheme, netloc, path, *_), _ = get_equivalent_url_in_aws_domain(request.url)
+        clean_url = f"{scheme}://{netloc}{path}"
+        if clean_url in routes:
+            route = routes[clean_url]
+        else:
+            route = _route(clean_url)
+            if len(routes) < 4096:  # URLs carry names (functions, queues): keep the table bounded
+                routes[clean_url] = route
+        if route is None:
+            return original(stubber, request)
+        service, method_to_execute = route
+        if (
+            moto_config.passthrough_url(clean_url)
+            or moto_config.passthrough_service(service)
+            or not moto_config.service_whitelisted(service)
+        ):
+            return original(stubber, request)
+        normalized_request = normalize_request(request)
+        try:
+            recorder._record_request(normalized_request)
+            status, headers, body = method_to_execute(
+                normalized_request, normalized_request.raw_url, normalized_request.headers
+            )
+        except moto_exceptions.HTTPException as e:
+            status, headers, body = e.code, e.get_headers(), e.get_body()
+        return status, headers, body
+
+    return process_request
+
+
 PATCHES = (
     Patch(
         "moto.core.authorization",
@@ -377,6 +442,14 @@ PATCHES = (
         ("self", "account_id"),
     ),
     Patch(
+        "moto.core.botocore_stubber",
+        "BotocoreStubber",
+        "process_request",
+        "route in-process requests (the notebook's and the workers') without trying every URL pattern each time",
+        _cached_routes,
+        ("self", "request"),
+    ),
+    Patch(
         "moto.moto_server.werkzeug_app",
         "DomainDispatcherApplication",
         "get_backend_for_host",
@@ -392,12 +465,23 @@ READS = (
     Read("moto.core.models", "MockAWS.stop", "stop the in-process mock", ("self",)),
     Read("moto.core.models", "DEFAULT_ACCOUNT_ID", "the account moto's backends answer for test credentials"),
     Read("moto.core.models", "botocore_stubber", "moto's in-process dispatch, which answers workers' linked calls"),
+    Read("moto.backend_index", "backend_url_patterns", "each service's URL pattern, in moto's order"),
+    Read("moto.backends", "get_backend", "a service's backends", ("name",)),
+    Read("moto.core.base_backend", "BaseBackend.urls", "a backend's URL table: URL pattern -> handler"),
+    Read("moto.core.base_backend", "BackendDict", "a service's backends per account and region"),
+    Read("moto.core.request", "normalize_request", "the request object moto's handlers take", ("request",)),
+    Read("moto.core.utils", "get_equivalent_url_in_aws_domain", "a URL in AWS's domain", ("url",)),
+    Read("moto.core.config", "passthrough_url", "URLs moto lets through to AWS", ("clean_url",)),
+    Read("moto.core.config", "passthrough_service", "services moto lets through to AWS", ("service",)),
+    Read("moto.core.config", "service_whitelisted", "services moto may mock", ("service",)),
+    Read("moto.moto_api", "recorder", "moto's request recorder"),
     Read(
-        "moto.core.botocore_stubber",
-        "BotocoreStubber.process_request",
-        "answer a signed request in-process: (status, headers, body), or None for a URL moto does not serve",
-        ("self", "request"),
+        "moto.moto_api._internal.recorder.models", "Recorder._record_request", "record a request", ("self", "request")
     ),
+    Read("moto.core.exceptions", "HTTPException", "an error response a handler raises"),
+    Read("moto.core.exceptions", "HTTPException.get_body", "an error response's body", ("self",)),
+    Read("moto.core.request", "Request.raw_url", "a request's URL as it arrived, which handlers take"),
+    Read("moto.core.botocore_stubber", "AWSPreparedRequest.url", "the URL of a request dispatched in-process"),
     Read("moto.server", "ThreadedMotoServer", "serve moto to worker processes over loopback"),
     Read("moto.server", "ThreadedMotoServer.get_host_and_port", "the loopback server's address", ("self",)),
     Read("moto.server", "ThreadedMotoServer.stop", "stop the loopback server", ("self",)),
