@@ -24,6 +24,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from taskflow import offline
 from taskflow.offline.account import REGION
 from taskflow.offline.runtime import Runtime
 
@@ -118,3 +119,32 @@ def test_of_racing_version_checked_updates_exactly_one_succeeds(rt: Runtime, tab
     assert counts == [1] * ROUNDS, f"rounds with other than one winner: {[c for c in counts if c != 1]}"
     version = ddb.get_item(TableName=table, Key={"k": {"S": "counter"}})["Item"]["version"]["N"]
     assert version == str(ROUNDS)
+
+
+@pytest.mark.parametrize("spare", [-2, -1, 0, 1, 2])
+def test_an_item_is_refused_over_the_size_limit_exactly_where_moto_refuses_it(spare: int) -> None:
+    """The item size check, made once per item offline, refuses exactly the items moto's per-attribute check does.
+
+    DynamoDB's maximum item size counts attribute names and values together (ServiceQuotas.html#limits-items).
+    """
+    from moto.dynamodb.exceptions import ItemSizeTooLarge
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    from taskflow.offline.seams.dynamodb import ITEM_SIZE_LIMIT
+
+    filler = ITEM_SIZE_LIMIT - len("pk") - len("k1") - len("data") + spare
+    attrs = {"pk": {"S": "k1"}, "data": {"S": "x" * filler}}
+    moto_refuses = False
+    checked = LimitedSizeDict()
+    try:
+        for key, value in attrs.items():
+            checked[key] = DynamoType(value)  # moto's own check, attribute by attribute
+    except ItemSizeTooLarge:
+        moto_refuses = True
+    with offline.running():
+        try:
+            Item(DynamoType(attrs["pk"]), None, attrs)
+            refused = False
+        except ItemSizeTooLarge:
+            refused = True
+    assert refused == moto_refuses == (spare > 0)
