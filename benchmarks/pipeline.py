@@ -12,10 +12,12 @@ proof suites build it. Stage times come from the runtime's timing hook (``taskfl
 Floor: the moto calls the pipeline cannot avoid, made directly by one boto3 client with no Lambda, API or
 poller in between: per task one ``send_message`` and one conditional ``put_item``, per ten tasks one
 ``receive_message`` of 10 and one ``delete_message_batch``. Measured in-process (how the notebook's own
-clients reach moto) and over the loopback server (how function workers reach it: HTTP).
+clients reach moto, and function workers' calls once they arrive over their link) and over the loopback server
+(HTTP: how workers reached moto before they had the link, and still do for long polls).
 
-Also printed: where the pipeline's time goes (per stage), the warm invoke overhead, and peak memory
-(resident set) of the kernel process and of the worker processes.
+Also printed: where the pipeline's time goes (per stage, and the kernel process's CPU: user and system time,
+and the share spent answering the functions' AWS calls), the warm invoke overhead, and peak memory (resident set)
+of the kernel process and of the worker processes.
 """
 
 from __future__ import annotations
@@ -167,6 +169,8 @@ class Stages:
     process_ms: list[float] = field(default_factory=list)  # lambda.invoke of process_task, per batch
     poller_ms: list[float] = field(default_factory=list)  # sqs.batch minus its invoke: receive + delete
     waits_ms: list[float] = field(default_factory=list)  # per message: sent -> first received
+    calls_ms: list[float] = field(default_factory=list)  # aws.call: a function's AWS call, answered in the kernel
+    calls_cpu_ms: list[float] = field(default_factory=list)  # the kernel CPU time each of those took
     batch_sizes: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     local: threading.local = field(default_factory=threading.local)
@@ -190,6 +194,9 @@ class StageTimings(Hooks):
                 s.create_ms.append(ms)
             elif stage == "lambda.invoke" and details["function"] == self.process_function:
                 s.process_ms.append(ms)
+            elif stage == "aws.call":
+                s.calls_ms.append(ms)
+                s.calls_cpu_ms.append(details["cpu_ms"])
             elif stage == "sqs.batch":
                 s.poller_ms.append(ms - details["invoke_ms"])
                 s.batch_sizes.append(len(details["waits_ms"]))
@@ -217,6 +224,11 @@ class MemoryPeaks(threading.Thread):
         while not self._done.wait(0.05):
             self.sample(refresh=rounds % 10 == 0)
             rounds += 1
+
+    def user_system(self) -> tuple[float, float]:
+        """CPU time used so far by this process in user mode and in system mode."""
+        mine = self.me.cpu_times()
+        return mine.user, mine.system
 
     def cpu_seconds(self) -> tuple[float, dict[int, float]]:
         """CPU time (user + system) used so far by this process, and by each live child process."""
@@ -297,6 +309,7 @@ class PipelineRun:
     stages: Stages
     memory: MemoryPeaks
     cpu: tuple[float, float]  # CPU seconds used meanwhile: kernel process, workers
+    kernel_user_system: tuple[float, float]  # the kernel process's share in user and in system (kernel) mode
 
 
 def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
@@ -311,6 +324,7 @@ def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
     memory = MemoryPeaks()
     memory.start()
     kernel_cpu, worker_cpu = memory.cpu_seconds()
+    user, system = memory.user_system()
     with rt.using(StageTimings(stages, stack.names.create_function, stack.names.process_function)):
         started = time.perf_counter()
         accepted = post_all(stack, tasks, clients, stages)
@@ -318,6 +332,7 @@ def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
         wait_for_items(ddb, stack.names.table, len(warm) + tasks, 600)
         elapsed = time.perf_counter() - started
     kernel_after, workers_after = memory.cpu_seconds()
+    user_after, system_after = memory.user_system()
     memory.stop()
     cpu = (
         kernel_after - kernel_cpu,
@@ -327,7 +342,8 @@ def pipeline(rt: Any, tasks: int, clients: int) -> PipelineRun:
     stored = {item["task_id"] for item in stack.items()}
     if len(accepted) != tasks or stored != accepted | warm:
         raise SystemExit(f"expected exactly the {tasks} accepted tasks stored, found {len(stored - warm)}")
-    return PipelineRun(tasks / elapsed, elapsed, posted - started, stages, memory, cpu)
+    split = (user_after - user, system_after - system)
+    return PipelineRun(tasks / elapsed, elapsed, posted - started, stages, memory, cpu, split)
 
 
 # --- reporting ---------------------------------------------------------------------------------------------
@@ -349,23 +365,31 @@ def report_stages(run: PipelineRun, tasks: int) -> None:
         ("client: requests + mock routing", s.client_ms, 1),
         ("API proxy: event, checks, reply", s.proxy_ms, 1),
         ("create_task invoke", s.create_ms, 1),
+        ("functions' AWS calls, in the kernel", s.calls_ms, 1),
         ("queue: poller receive + delete", s.poller_ms, 10),
         ("process_task invoke", s.process_ms, 10),
     ]
     for label, values, per in rows:
         total = sum(values)
-        unit = "per request" if per == 1 else "per batch  "
+        unit = "per call   " if values is s.calls_ms else "per request" if per == 1 else "per batch  "
         print(f"  {label:34s} {summary(values)} {unit}  busy {total / tasks:6.2f} ms/task, {100 * total / wall:4.0f}%")
     sizes = statistics.mean(s.batch_sizes) if s.batch_sizes else 0
     print(f"  queue wait, sent -> first received {summary(s.waits_ms)} (mean batch {sizes:.1f} messages)")
     print(f"  all POSTs answered after {run.post_seconds:.2f} s of {run.seconds:.2f} s")
     kernel, workers = run.cpu
+    user, system = run.kernel_user_system
     print(
         f"  CPU per task: kernel process {1000 * kernel / tasks:.2f} ms, workers {1000 * workers / tasks:.2f} ms "
         f"({100 * (kernel + workers) / run.seconds / (os.cpu_count() or 1):.0f}% of {os.cpu_count()} CPUs)"
     )
+    calls_cpu = sum(s.calls_cpu_ms) / tasks
     print(
-        f"  moto, the API proxy, the pollers and the loopback server share the kernel process's one GIL: at "
+        f"  kernel CPU per task: {1000 * user / tasks:.2f} ms user, {1000 * system / tasks:.2f} ms system; "
+        f"{calls_cpu:.2f} ms answering the functions' {len(s.calls_cpu_ms) / tasks:.1f} AWS calls (moto, IAM), "
+        f"{1000 * kernel / tasks - calls_cpu:.2f} ms the rest (clients, API proxy, invokes, pollers, logs)"
+    )
+    print(
+        f"  moto, the API proxy, the pollers and the workers' calls share the kernel process's one GIL: at "
         f"{1000 * kernel / tasks:.2f} ms of its CPU per task the pipeline cannot pass {tasks / kernel:.0f} tasks/s"
     )
 

@@ -34,6 +34,8 @@ class Hooks:
         * ``"api.request"``: one request to a stage URL, end to end; ``invoke_ms``, the part spent in the
           function's invocation (as ``lambda.invoke`` times it).
         * ``"lambda.invoke"``: one synchronous invocation, a cold start included; ``function``, ``cold``.
+        * ``"aws.call"``: one AWS call a function's worker sent over its link, answered in the kernel; ``cpu_ms``,
+          the kernel thread's CPU time for it, and ``answered`` (False: the worker sends it over HTTP instead).
         * ``"sqs.batch"``: one poller pass that invoked the function; ``function``, ``invoke_ms`` (its invocations),
           and ``waits_ms``, each record's time from sent to first received.
         """

@@ -1,0 +1,103 @@
+"""A function's AWS calls travel over its worker's link to the kernel, with the same signature and IAM checks.
+
+Calls that may wait (a long poll) still go over HTTP to the loopback server, so the kernel never holds one of a
+worker's calls longer than a quick answer while it watches that worker's timeout.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskflow import offline
+from taskflow.offline.hooks import Hooks
+
+from .conftest import Aws
+from .test_iam import CALLER, allow, call
+
+CONCURRENT = """
+import boto3
+from concurrent.futures import ThreadPoolExecutor
+
+sqs = boto3.client("sqs")
+
+def handler(event, context):
+    def send(i):
+        return sqs.send_message(QueueUrl=event["url"], MessageBody=f"message {i}")["MessageId"]
+    with ThreadPoolExecutor(4) as pool:
+        return sorted(pool.map(send, range(8)))
+"""
+
+WRONG_SECRET = """
+import os
+import boto3
+from botocore.exceptions import ClientError
+
+def handler(event, context):
+    sqs = boto3.client(
+        "sqs",
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key="not-the-secret",
+        aws_session_token=os.environ["AWS_SESSION_TOKEN"],
+    )
+    try:
+        sqs.send_message(QueueUrl=event["url"], MessageBody="forged")
+    except ClientError as err:
+        return {"status": err.response["ResponseMetadata"]["HTTPStatusCode"], "error": str(err)}
+    return {"status": 200}
+"""
+
+
+class LinkedCalls(Hooks):
+    """Records each AWS call a worker sent over its link."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def timing(self, stage: str, ms: float, **details: Any) -> None:
+        if stage == "aws.call":
+            self.calls.append(details)
+
+
+def test_a_functions_calls_come_over_its_link_and_long_polls_over_http(aws: Aws) -> None:
+    url, arn = aws.queue("linked")
+    aws.function("linkfn", CALLER, role=aws.role("link-role", allow(["sqs:SendMessage", "sqs:ReceiveMessage"], arn)))
+    aws.invoke("linkfn", {"service": "sqs", "op": "get_queue_url", "args": {"QueueName": "linked"}})  # warm
+
+    with offline.current().using(LinkedCalls()) as linked:
+        assert call(aws, "linkfn", "sqs", "send_message", QueueUrl=url, MessageBody="hello")["code"] == "OK"
+        refused = call(aws, "linkfn", "sqs", "purge_queue", QueueUrl=url)
+    assert [c["answered"] for c in linked.calls] == [True, True]
+    assert linked.calls[0]["cpu_ms"] > 0
+    assert refused["code"] == "AccessDenied" and "sqs:PurgeQueue" in refused["message"], refused
+
+    with offline.current().using(LinkedCalls()) as polled:
+        assert call(aws, "linkfn", "sqs", "receive_message", QueueUrl=url, WaitTimeSeconds=1)["code"] == "OK"
+    assert polled.calls == []  # the long poll went to the loopback server
+    assert (
+        aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"][
+            "ApproximateNumberOfMessagesNotVisible"
+        ]
+        == "1"
+    )
+
+
+def test_a_call_signed_with_the_wrong_secret_is_refused_over_the_link(aws: Aws) -> None:
+    url, arn = aws.queue("forged")
+    aws.function("forger", WRONG_SECRET, role=aws.role("forger-role", allow("sqs:SendMessage", arn)))
+    with offline.current().using(LinkedCalls()) as linked:
+        _, refused = aws.invoke("forger", {"url": url})
+    # moto words it as the query protocol does, which SQS's JSON client cannot parse: the code is in the text
+    assert refused["status"] == 403 and "SignatureDoesNotMatch" in refused["error"], refused
+    assert [c["answered"] for c in linked.calls] == [True]
+    assert "Messages" not in aws.sqs.receive_message(QueueUrl=url)
+
+
+def test_a_handlers_threads_share_the_link(aws: Aws) -> None:
+    url, arn = aws.queue("threads")
+    aws.function("threaded", CONCURRENT, role=aws.role("threads-role", allow("sqs:SendMessage", arn)))
+    with offline.current().using(LinkedCalls()) as linked:
+        response, ids = aws.invoke("threaded", {"url": url})
+    assert "FunctionError" not in response, ids
+    assert len(set(ids)) == 8 and len(linked.calls) == 8
+    counts = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert counts["Attributes"]["ApproximateNumberOfMessages"] == "8"
