@@ -227,7 +227,7 @@ class Iam:
         user's key to the user's policies; let every other one through (the learner's own, unrestricted)."""
         creds = self._issued.get(request.access_key or "")
         user = self._users.get(request.access_key or "")
-        if (creds is None and user is None) or not _needs_permission(request):
+        if (creds is None and user is None) or not _needs_permission(request, creds):
             return
         if creds is not None:
             context = session_context(creds, request.region)
@@ -242,9 +242,12 @@ class Iam:
                 _trace(check, passed)
 
 
-def _needs_permission(request: SignedRequest) -> bool:
+def _needs_permission(request: SignedRequest, creds: Credentials | None) -> bool:
     """Verify a confined principal's signature; False for GetCallerIdentity, allowed whatever the policies say."""
-    request.verify_signature()
+    if creds is not None:
+        request.verify_signature(creds.secret_access_key, creds.session_token)
+    else:
+        request.verify_signature()
     return not (authorization.prefix(request.service) == "sts" and request.action == "GetCallerIdentity")
 
 

@@ -157,8 +157,9 @@ class SignedRequest(Protocol):
         """The request's body parsed as a JSON object ({} when it is not one)."""
         ...
 
-    def verify_signature(self) -> None:
-        """Raise the service's own error if the signature does not match the credentials."""
+    def verify_signature(self, secret: str | None = None, session_token: str | None = None) -> None:
+        """Raise the service's own error if the signature does not match the credentials (given the key's secret
+        and session token, the common request shapes are checked without moto's general check)."""
         ...
 
 

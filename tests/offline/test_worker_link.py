@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from taskflow import offline
 from taskflow.offline.hooks import Hooks
 
@@ -101,3 +103,27 @@ def test_a_handlers_threads_share_the_link(aws: Aws) -> None:
     assert len(set(ids)) == 8 and len(linked.calls) == 8
     counts = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     assert counts["Attributes"]["ApproximateNumberOfMessages"] == "8"
+
+
+def test_a_workers_signature_is_checked_quickly_and_a_wrong_one_by_motos_full_check(
+    aws: Aws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A call in botocore's usual shape is verified by ``taskflow.offline.sigv4``; one that fails goes on to moto's
+    check, which refuses it in the service's words."""
+    from moto.iam.access_control import IAMRequestBase
+
+    full_checks: list[str] = []
+    original = IAMRequestBase.check_signature
+
+    def counted(request: Any) -> None:
+        full_checks.append(type(request).__name__)
+        original(request)
+
+    monkeypatch.setattr(IAMRequestBase, "check_signature", counted)
+    url, arn = aws.queue("quick")
+    aws.function("quickfn", CALLER, role=aws.role("quick-role", allow("sqs:SendMessage", arn)))
+    assert call(aws, "quickfn", "sqs", "send_message", QueueUrl=url, MessageBody="hello")["code"] == "OK"
+    assert full_checks == []
+    aws.function("forger2", WRONG_SECRET, role=aws.role("forger2-role", allow("sqs:SendMessage", arn)))
+    _, refused = aws.invoke("forger2", {"url": url})
+    assert refused["status"] == 403 and len(full_checks) == 1, (refused, full_checks)

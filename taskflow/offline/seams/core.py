@@ -34,6 +34,7 @@ from moto.core.utils import get_equivalent_url_in_aws_domain
 from moto.moto_api import recorder
 from moto.server import ThreadedMotoServer
 
+from taskflow.offline import sigv4
 from taskflow.offline.errors import AwsError
 from taskflow.offline.seams.records import Installation, MotoSeamError, Patch, Read
 
@@ -202,12 +203,18 @@ class _Request:
             return {}
         return parsed if isinstance(parsed, dict) else {}
 
-    def verify_signature(self) -> None:
+    def verify_signature(self, secret: str | None = None, session_token: str | None = None) -> None:
         handler = self._handler
+        query = handler.uri.split("?", 1)[1] if "?" in handler.uri else ""
+        body = handler.raw_body
+        if secret is not None and isinstance(body, bytes) and body:
+            headers = list(handler.headers.items())
+            if sigv4.matches(handler.method, handler.raw_path, query, headers, body, secret, session_token):
+                return
         request = self._iam_request_cls(
             account_id=handler.current_account,
             method=handler.method,
-            path=handler.raw_path + (("?" + handler.uri.split("?", 1)[1]) if "?" in handler.uri else ""),
+            path=handler.raw_path + ("?" + query if query else ""),
             data=_signed_payload(handler),
             body=handler.raw_body,
             headers=handler.headers,
