@@ -127,3 +127,23 @@ def test_a_workers_signature_is_checked_quickly_and_a_wrong_one_by_motos_full_ch
     aws.function("forger2", WRONG_SECRET, role=aws.role("forger2-role", allow("sqs:SendMessage", arn)))
     _, refused = aws.invoke("forger2", {"url": url})
     assert refused["status"] == 403 and len(full_checks) == 1, (refused, full_checks)
+
+
+INIT_CALL = """
+import boto3
+
+QUEUE_URL = boto3.client("sqs").get_queue_url(QueueName="at-init")["QueueUrl"]  # the init phase calls AWS
+
+def handler(event, context):
+    return QUEUE_URL
+"""
+
+
+def test_calls_made_while_a_function_initialises_come_over_the_link(aws: Aws) -> None:
+    _, arn = aws.queue("at-init")
+    with offline.current().using(LinkedCalls()) as linked:
+        aws.function("initcall", INIT_CALL, role=aws.role("init-role", allow("sqs:GetQueueUrl", arn)))
+        response, url = aws.invoke("initcall")
+    assert "FunctionError" not in response, url
+    assert url.endswith("/at-init")
+    assert [c["answered"] for c in linked.calls] == [True]
