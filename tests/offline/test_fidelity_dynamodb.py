@@ -148,3 +148,35 @@ def test_an_item_is_refused_over_the_size_limit_exactly_where_moto_refuses_it(sp
         except ItemSizeTooLarge:
             refused = True
     assert refused == moto_refuses == (spare > 0)
+
+
+def test_a_parsed_condition_is_reused_only_for_the_same_expression_names_and_values(table: str) -> None:
+    """Conditions are evaluated against each request's own item, with its own values
+    (Expressions.ConditionExpressions.html), however often the same expression is sent."""
+    from botocore.exceptions import ClientError
+
+    ddb = boto3.client("dynamodb", region_name=REGION)
+
+    def put(key: str, version: int, expected: int | None) -> str:
+        condition = (
+            {"ConditionExpression": "attribute_not_exists(k)"}
+            if expected is None
+            else {
+                "ConditionExpression": "#v = :expected",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
+            }
+        )
+        try:
+            ddb.put_item(TableName=table, Item={"k": {"S": key}, "version": {"N": str(version)}}, **condition)
+        except ClientError as err:
+            return str(err.response["Error"]["Code"])
+        return "OK"
+
+    assert [put("a", 1, None), put("b", 1, None), put("a", 2, None)] == ["OK", "OK", "ConditionalCheckFailedException"]
+    assert [put("a", 2, 1), put("a", 3, 1), put("a", 3, 2), put("b", 2, 2)] == [
+        "OK",
+        "ConditionalCheckFailedException",
+        "OK",
+        "ConditionalCheckFailedException",
+    ]

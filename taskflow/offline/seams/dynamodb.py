@@ -5,6 +5,9 @@ succeeds ("Conditional writes", Amazon DynamoDB Developer Guide, WorkingWithItem
 ConditionalUpdate). moto checks the condition and then stores, in the thread of each request the loopback server
 serves, so two workers storing the same task at once could both succeed. Every write now holds one lock.
 
+A condition or filter expression is parsed once per expression, names and values: moto parsed it again for every
+request, and evaluating the parsed tree changes nothing in it.
+
 A new item's size is checked against DynamoDB's limit once, over all its attributes: moto re-measured every
 attribute already set each time it set one (quadratic in the attributes, a tenth of a put's time).
 
@@ -16,6 +19,7 @@ the same answers from a snapshot (copying a dict's values is atomic under the GI
 from __future__ import annotations
 
 import functools
+import json
 import threading
 from typing import Any
 
@@ -73,6 +77,28 @@ def _item_sized_once(original: Any, inst: Installation) -> Any:
     return __init__
 
 
+def _parsed_once(original: Any, inst: Installation) -> Any:
+    """The expression's tree from the last time the same expression, names and values were parsed.
+
+    A miss parses with the request's own arguments, so an invalid expression fails exactly as moto fails it.
+    """
+    trees: dict[str, Any] = inst.state.setdefault("dynamodb.expression_trees", {})
+
+    def get_filter_expression(expr: Any, names: Any, values: Any) -> Any:
+        try:
+            key = json.dumps([expr, names, values], sort_keys=True)
+        except (TypeError, ValueError):
+            return original(expr, names, values)
+        tree = trees.get(key)
+        if tree is None:
+            tree = original(expr, names, values)
+            if len(trees) < 1024:  # values vary by request: keep the table bounded
+                trees[key] = tree
+        return tree
+
+    return get_filter_expression
+
+
 def _snapshot_len(original: Any, inst: Installation) -> Any:
     def __len__(table: Any) -> int:
         hash_sets = list(table.items.values())
@@ -102,6 +128,17 @@ PATCHES = (
             ("self",),
         )
         for name in ATOMIC_WRITES
+    ),
+    *(
+        Patch(
+            module,
+            None,
+            "get_filter_expression",
+            "parse each condition and filter expression once",
+            _parsed_once,
+            ("expr", "names", "values"),
+        )
+        for module in ("moto.dynamodb.models", "moto.dynamodb.models.table")
     ),
     Patch(
         "moto.dynamodb.models.dynamo_type",
