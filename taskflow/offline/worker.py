@@ -54,6 +54,7 @@ class _Link:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.open = True
+        self.owner = os.getpid()  # a process forked by the handler inherits the link but not its reader
         self.invokes: queue.SimpleQueue[Any] = queue.SimpleQueue()  # Invoke frames; None once the link closed
         self._send_lock = threading.Lock()
         self._pending: dict[int, queue.SimpleQueue[Any]] = {}  # call id -> where its Reply goes
@@ -79,11 +80,11 @@ class _Link:
         except (EOFError, OSError, ValueError):
             pass  # the kernel closed the link (this container is retired), or it broke
         finally:
-            self.open = False
-            self.invokes.put(None)
             with self._pending_lock:
+                self.open = False
                 waiting = list(self._pending.values())
                 self._pending.clear()
+            self.invokes.put(None)
             for slot in waiting:
                 slot.put(None)
 
@@ -92,6 +93,8 @@ class _Link:
         call_id = next(self._ids)
         slot: queue.SimpleQueue[Any] = queue.SimpleQueue()
         with self._pending_lock:
+            if not self.open:
+                return None
             self._pending[call_id] = slot
         try:
             self.send(protocol.Call(call_id, method, url, headers, body))
@@ -329,9 +332,9 @@ def _marshal(response: Any) -> str | bytes:
     return text
 
 
-# Calls that may wait (a long poll, another function's whole invocation) still go over HTTP: the kernel answers
-# link calls between the frames it watches to end an invocation at its timeout, so they must be quick.
-_OVER_HTTP = frozenset({"sqs.ReceiveMessage", "lambda.Invoke", "lambda.InvokeWithResponseStream"})
+# Calls that wait on purpose (a long poll, another function's whole invocation) keep to HTTP, where each has a
+# server thread of its own: a worker's link answers its calls one at a time.
+_OVER_HTTP = frozenset({"sqs.ReceiveMessage", "lambda.Invoke", "lambda.InvokeAsync", "lambda.InvokeWithResponseStream"})
 
 
 class _Body(io.BytesIO):
@@ -348,11 +351,17 @@ def _aws_call(request: Any, event_name: str = "", **kwargs: Any) -> Any:
     """botocore's ``before-send``: carry the signed request over the link and return the kernel's answer.
 
     Returns None (botocore then sends the request over HTTP to AWS_ENDPOINT_URL, as before) for calls that may
-    wait, unsigned requests, bodies that are streams, or when the kernel says it does not answer that service.
+    wait, unsigned requests, bodies that are streams, calls from a process the handler forked, or when the kernel
+    says it does not answer that service.
     """
     operation = event_name.split(".", 1)[-1]
     body = request.body
-    if not _link.open or operation in _OVER_HTTP or "Authorization" not in request.headers:
+    if (
+        not _link.open
+        or _link.owner != os.getpid()
+        or operation in _OVER_HTTP
+        or "Authorization" not in request.headers
+    ):
         return None
     if body is None:
         data = b""

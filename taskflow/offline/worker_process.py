@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import queue
 import secrets
 import subprocess
 import sys
@@ -49,16 +50,24 @@ class Worker:
     init_ms: float
     init_error: dict[str, Any] | None
     init_logs: list[tuple[str, float]] = field(default_factory=list)  # what the init phase printed
-    answer: Answer | None = None  # answers the AWS calls the function makes over the link
+    calls: Calls | None = None  # answers the AWS calls the function makes over the link
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def send(self, message: protocol.Message) -> None:
+        if self.calls is not None:
+            self.calls.send(message)
+        else:
+            protocol.send(self.conn, message)
 
     def kill(self) -> None:
         if self.alive():
             self.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
+        if self.calls is not None:
+            self.calls.close()
         self.conn.close()
 
 
@@ -86,15 +95,41 @@ class Outcome:
 Answer = Callable[[str, str, list[tuple[str, str]], bytes], tuple[int, list[tuple[str, str]], bytes] | None]
 
 
-def answer_call(answer: Answer, conn: Connection, call: protocol.Call) -> None:
-    """Answer one AWS call a worker sent over its link, in the thread watching that worker."""
-    try:
-        answered = answer(call.method, call.url, call.headers, call.body)
-    except Exception as exc:  # noqa: BLE001 - a fault in the offline AWS: the loopback server would answer 500 too
-        text = f"the offline AWS failed to answer: {type(exc).__name__}: {exc}"
-        answered = (500, [("Content-Type", "text/plain")], text.encode())
-    status, headers, body = answered if answered is not None else (0, [], b"")
-    protocol.send(conn, protocol.Reply(call.call_id, status, headers, body))
+class Calls:
+    """The AWS calls one worker sends over its link, answered in order on a thread of their own.
+
+    The thread watching the worker must still end an invocation at the function's Timeout while an answer takes
+    long (one that runs another function: InvokeAsync, an SNS publish to a Lambda subscriber), and a call may wait
+    for a worker of its own function. Every frame to the worker goes out under one lock, replies and invocations.
+    """
+
+    def __init__(self, answer: Answer, conn: Connection) -> None:
+        self.answer = answer
+        self.conn = conn
+        self._send_lock = threading.Lock()
+        self._waiting: queue.SimpleQueue[protocol.Call | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True, name="worker-calls").start()
+
+    def send(self, message: protocol.Message) -> None:
+        with self._send_lock:
+            protocol.send(self.conn, message)
+
+    def take(self, call: protocol.Call) -> None:
+        self._waiting.put(call)
+
+    def close(self) -> None:
+        self._waiting.put(None)
+
+    def _serve(self) -> None:
+        while (call := self._waiting.get()) is not None:
+            try:
+                answered = self.answer(call.method, call.url, call.headers, call.body)
+            except Exception as exc:  # noqa: BLE001 - a fault in the offline AWS: the loopback server would answer 500
+                text = f"the offline AWS failed to answer: {type(exc).__name__}: {exc}"
+                answered = (500, [("Content-Type", "text/plain")], text.encode())
+            status, headers, body = answered if answered is not None else (0, [], b"")
+            with contextlib.suppress(OSError, EOFError):  # the worker is gone (killed at its Timeout): nobody waits
+                self.send(protocol.Reply(call.call_id, status, headers, body))
 
 
 class Spawner:
@@ -140,15 +175,18 @@ class Spawner:
         listener.close()
         init_logs: list[tuple[str, float]] = []
         init_limit = INIT_TIMEOUT + float(fn.timeout)
+        calls: Calls | None = None
         try:
             if not accepted:
                 raise EOFError
             conn = accepted[0]
             protocol.no_delay(conn)
+            calls = Calls(self.answer, conn)
             while True:
                 remaining = init_limit - (time.perf_counter() - started)
                 if remaining <= 0 or not conn.poll(remaining):
                     process.kill()
+                    calls.close()
                     conn.close()
                     raise InitFailure(
                         stream,
@@ -161,12 +199,14 @@ class Spawner:
                 if isinstance(message, protocol.Log):
                     init_logs.append((message.text, message.at))
                 elif isinstance(message, protocol.Call):
-                    answer_call(self.answer, conn, message)
+                    calls.take(message)
                 elif isinstance(message, protocol.Ready):
-                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs, self.answer)
+                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs, calls)
                     break
         except (EOFError, OSError) as exc:
             # The process exited during init (os._exit, a crash) or never connected.
+            if calls is not None:
+                calls.close()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
             process.kill()
@@ -234,7 +274,7 @@ def run(
     outcome = Outcome()
     started = time.perf_counter()
     try:
-        protocol.send(worker.conn, protocol.Invoke(request_id, payload, time.time() + timeout, invoked_arn))
+        worker.send(protocol.Invoke(request_id, payload, time.time() + timeout, invoked_arn))
         while True:
             if crash_after is not None and len(outcome.logs) >= crash_after:
                 outcome.crashed = True  # fault injection: the container dies mid-invocation
@@ -253,8 +293,11 @@ def run(
             message_in = protocol.receive(worker.conn)
             if isinstance(message_in, protocol.Log):
                 outcome.logs.append((message_in.text, message_in.at))
-            elif isinstance(message_in, protocol.Call) and worker.answer is not None:
-                answer_call(worker.answer, worker.conn, message_in)
+            elif isinstance(message_in, protocol.Call):
+                if worker.calls is not None:
+                    worker.calls.take(message_in)
+                else:  # nothing here answers calls: the worker sends this one over HTTP
+                    worker.send(protocol.Reply(message_in.call_id, 0, [], b""))
             elif isinstance(message_in, protocol.Result):
                 if message_in.ok:
                     outcome.result = message_in.body

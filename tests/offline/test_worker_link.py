@@ -1,11 +1,13 @@
 """A function's AWS calls travel over its worker's link to the kernel, with the same signature and IAM checks.
 
-Calls that may wait (a long poll) still go over HTTP to the loopback server, so the kernel never holds one of a
-worker's calls longer than a quick answer while it watches that worker's timeout.
+Calls that wait on purpose (a long poll, another function's invocation) keep to HTTP. The kernel answers the
+others on a thread per worker, so a function still ends at its Timeout while an answer takes long
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -147,3 +149,92 @@ def test_calls_made_while_a_function_initialises_come_over_the_link(aws: Aws) ->
     assert "FunctionError" not in response, url
     assert url.endswith("/at-init")
     assert [c["answered"] for c in linked.calls] == [True]
+
+
+SLEEPER = """
+import time
+
+def handler(event, context):
+    time.sleep(float(event.get("seconds", 4)))
+    return "slept"
+"""
+
+PUBLISHER = """
+import boto3
+
+def handler(event, context):
+    boto3.client("sns").publish(TopicArn=event["topic"], Message="{}")
+    return "published"
+"""
+
+
+def test_a_function_ends_at_its_timeout_while_a_call_it_made_is_still_being_answered(aws: Aws) -> None:
+    """An SNS publish to a Lambda subscriber is answered by running the subscriber: the publisher's 1 s Timeout
+    must end it all the same."""
+    sns = aws.client("sns")
+    topic = sns.create_topic(Name="slow-subscriber")["TopicArn"]
+    sleeper = aws.function("sleeper", SLEEPER, timeout=10)
+    aws.lambda_.add_permission(
+        FunctionName="sleeper",
+        StatementId="sns",
+        Action="lambda:InvokeFunction",
+        Principal="sns.amazonaws.com",
+        SourceArn=topic,
+    )
+    sns.subscribe(TopicArn=topic, Protocol="lambda", Endpoint=sleeper)
+    aws.function("publisher", PUBLISHER, role=aws.role("publish-role", allow("sns:Publish", "*")), timeout=1)
+    started = time.monotonic()
+    response, payload = aws.invoke("publisher", {"topic": topic})
+    took = time.monotonic() - started
+    assert response.get("FunctionError") == "Unhandled" and "timed out" in payload["errorMessage"], payload
+    assert took < 3.0, f"the 1 s Timeout ended the invocation after {took:.2f} s"
+
+
+FORKER = """
+import multiprocessing
+
+import boto3
+
+def child(url):
+    boto3.client("sqs").send_message(QueueUrl=url, MessageBody="from a child process")
+
+def handler(event, context):
+    process = multiprocessing.get_context("fork").Process(target=child, args=(event["url"],))
+    process.start()
+    process.join(10)
+    return {"alive": process.is_alive(), "exitcode": process.exitcode}
+"""
+
+
+def test_a_process_the_handler_forks_reaches_aws_over_http(aws: Aws) -> None:
+    """A forked child inherits the link but not its reader: its calls go to the loopback server instead."""
+    url, arn = aws.queue("forked")
+    aws.function("forker", FORKER, role=aws.role("fork-role", allow("sqs:SendMessage", arn)), timeout=15)
+    response, payload = aws.invoke("forker", {"url": url})
+    assert "FunctionError" not in response, payload
+    assert payload == {"alive": False, "exitcode": 0}
+    counts = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert counts["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+
+QUEUE_URLS = """
+import boto3
+
+def handler(event, context):
+    sqs = boto3.client("sqs")
+    url = sqs.get_queue_url(QueueName=event["name"])["QueueUrl"]
+    listed = sqs.list_queues()["QueueUrls"]
+    sqs.send_message(QueueUrl=url, MessageBody="by the url it was given")
+    return {"url": url, "listed": listed}
+"""
+
+
+def test_queue_urls_a_function_is_given_lead_back_to_the_queue(aws: Aws) -> None:
+    url, _ = aws.queue("given")
+    aws.function("urls", QUEUE_URLS, role=aws.role("urls-role", allow("sqs:*", "*")))
+    response, payload = aws.invoke("urls", {"name": "given"})
+    assert "FunctionError" not in response, payload
+    endpoint = offline.current().endpoint_url
+    assert payload["url"] == f"{endpoint}/123456789012/given" and payload["url"] in payload["listed"], payload
+    counts = aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    assert counts["Attributes"]["ApproximateNumberOfMessages"] == "1"

@@ -146,8 +146,9 @@ def answer(
     region, service = scope.group(1), scope.group(2)
     if service not in LINKED_SERVICES or signed.get("x-amz-target", "").startswith("DynamoDBStreams"):
         return None
-    _, netloc, path, query, _ = urlsplit(url)
-    aws_url = urlunsplit(("https", f"{service}.{region}.amazonaws.com", path, query, ""))
+    scheme, netloc, path, query, _ = urlsplit(url)
+    # The worker's own scheme: moto writes it into the URLs it answers with (QueueUrl), which lead back here.
+    aws_url = urlunsplit((scheme, f"{service}.{region}.amazonaws.com", path, query, ""))
     http_headers = HTTPHeaders()
     if "host" not in signed:  # botocore signs the URL's host, which its HTTP layer sends: keep it
         http_headers["Host"] = netloc
@@ -374,17 +375,12 @@ def _cached_routes(original: Any, inst: Installation) -> Any:
 
     Anything unusual (a passthrough, a service off the whitelist, a URL no handler serves) is moto's own path.
     """
-    routes: dict[str, tuple[str, Any] | None] = {}
+    route_for = functools.lru_cache(maxsize=4096)(_route)  # URLs carry names (functions, queues): bounded
 
     def process_request(stubber: Any, request: Any) -> Any:
         (scheme, netloc, path, *_), _ = get_equivalent_url_in_aws_domain(request.url)
         clean_url = f"{scheme}://{netloc}{path}"
-        if clean_url in routes:
-            route = routes[clean_url]
-        else:
-            route = _route(clean_url)
-            if len(routes) < 4096:  # URLs carry names (functions, queues): keep the table bounded
-                routes[clean_url] = route
+        route = route_for(clean_url)
         if route is None:
             return original(stubber, request)
         service, method_to_execute = route
