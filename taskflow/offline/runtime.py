@@ -10,6 +10,7 @@ leaves moto as it was.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -30,6 +31,7 @@ from taskflow.offline.weather import Weather, forecast
 from taskflow.offline.worker_process import Spawner
 from taskflow.polling import WaitTimeout, wait_until
 
+log = logging.getLogger(__name__)
 QUIET_FOR = 0.05  # seconds with nothing to do before the runtime counts as idle
 
 
@@ -125,7 +127,10 @@ class Runtime:
         started, cpu = time.perf_counter(), time.thread_time()
         answered = seams.core.answer(method, url, headers, body)
         ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000
-        self.hooks.timing("aws.call", ms, cpu_ms=cpu_ms, answered=answered is not None)
+        try:
+            self.hooks.timing("aws.call", ms, cpu_ms=cpu_ms, answered=answered is not None)
+        except Exception:  # the call is done: a failing observer must not make the SDK send it again
+            log.exception("a timing hook failed")
         return answered
 
     # -- waiting --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ ALLOWED_GLOBALS = {
     ("offline/runtime.py", "_runtime"): "the one running runtime, which start() returns",
     ("offline/runtime.py", "_lock"): "guards _runtime",
     ("offline/api_proxy.py", "log"): "a logger",
+    ("offline/runtime.py", "log"): "a logger",
     ("offline/worker.py", "protocol"): "the worker process's copy of the message definitions",
     ("offline/worker.py", "_link"): "the worker process's link (a process of its own, not the kernel)",
     ("offline/worker.py", "_request_id"): "the worker process's current request",

@@ -82,18 +82,24 @@ def _parsed_once(original: Any, inst: Installation) -> Any:
 
     A miss parses with the request's own arguments, so an invalid expression fails exactly as moto fails it.
     """
-    trees: dict[str, Any] = inst.state.setdefault("dynamodb.expression_trees", {})
+    trees: dict[str, Any] = inst.state.setdefault("dynamodb.expression_trees", {})  # oldest use first
+    lock = inst.state.setdefault("dynamodb.expression_lock", threading.Lock())
 
     def get_filter_expression(expr: Any, names: Any, values: Any) -> Any:
         try:
             key = json.dumps([expr, names, values], sort_keys=True)
         except (TypeError, ValueError):
             return original(expr, names, values)
-        tree = trees.get(key)
+        with lock:
+            tree = trees.pop(key, None)
+            if tree is not None:
+                trees[key] = tree  # now the most recently used
         if tree is None:
             tree = original(expr, names, values)
-            if len(trees) < 1024:  # values vary by request: keep the table bounded
+            with lock:
                 trees[key] = tree
+                if len(trees) > 1024:  # values vary by request: the least recently used goes
+                    del trees[next(iter(trees))]
         return tree
 
     return get_filter_expression
