@@ -233,7 +233,7 @@ class Functions:
         with self._async_lock:
             if self._async_pending:
                 return True
-        return self.pools.busy
+        return self.pools.busy or self.spawner.calls_in_flight.value > 0
 
     def shutdown(self) -> None:
         self._async.shutdown(wait=False, cancel_futures=True)

@@ -68,7 +68,8 @@ class Worker:
             self.process.wait(timeout=5)
         if self.calls is not None:
             self.calls.close()
-        self.conn.close()
+        else:
+            self.conn.close()
 
 
 class InitFailure(Exception):
@@ -100,24 +101,36 @@ class Calls:
 
     The thread watching the worker must still end an invocation at the function's Timeout while an answer takes
     long (one that runs another function: InvokeAsync, an SNS publish to a Lambda subscriber), and a call may wait
-    for a worker of its own function. Every frame to the worker goes out under one lock, replies and invocations.
+    for a worker of its own function. Every frame to the worker goes out under one lock, replies and invocations,
+    and the link is closed under it too. ``in_flight`` counts the calls of every worker not yet answered.
     """
 
-    def __init__(self, answer: Answer, conn: Connection) -> None:
+    def __init__(self, answer: Answer, conn: Connection, in_flight: Counter) -> None:
         self.answer = answer
         self.conn = conn
+        self.in_flight = in_flight
+        self._closed = False
         self._send_lock = threading.Lock()
         self._waiting: queue.SimpleQueue[protocol.Call | None] = queue.SimpleQueue()
         threading.Thread(target=self._serve, daemon=True, name="worker-calls").start()
 
     def send(self, message: protocol.Message) -> None:
         with self._send_lock:
+            if self._closed:
+                raise OSError("the worker's link is closed")
             protocol.send(self.conn, message)
 
     def take(self, call: protocol.Call) -> None:
+        self.in_flight.add(1)
         self._waiting.put(call)
 
     def close(self) -> None:
+        """Close the link (never in the middle of a frame) and end the thread once it has answered what it has."""
+        with self._send_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self.conn.close()
         self._waiting.put(None)
 
     def _serve(self) -> None:
@@ -127,9 +140,28 @@ class Calls:
             except Exception as exc:  # noqa: BLE001 - a fault in the offline AWS: the loopback server would answer 500
                 text = f"the offline AWS failed to answer: {type(exc).__name__}: {exc}"
                 answered = (500, [("Content-Type", "text/plain")], text.encode())
+            finally:
+                self.in_flight.add(-1)
             status, headers, body = answered if answered is not None else (0, [], b"")
             with contextlib.suppress(OSError, EOFError):  # the worker is gone (killed at its Timeout): nobody waits
                 self.send(protocol.Reply(call.call_id, status, headers, body))
+
+
+class Counter:
+    """A count shared between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self._value += delta
+
+    @property
+    def value(self) -> int:
+        with self._lock:
+            return self._value
 
 
 class Spawner:
@@ -140,6 +172,7 @@ class Spawner:
         self.endpoint_url = endpoint_url
         self.iam = iam
         self.answer = answer
+        self.calls_in_flight = Counter()  # workers' AWS calls not yet answered: the runtime is busy meanwhile
         self._authkey = secrets.token_bytes(16)
 
     def spawn(self, fn: Function, code_dir: Path, runtime_dir: Path) -> Worker:
@@ -181,13 +214,14 @@ class Spawner:
                 raise EOFError
             conn = accepted[0]
             protocol.no_delay(conn)
-            calls = Calls(self.answer, conn)
+            calls = Calls(self.answer, conn, self.calls_in_flight)
             while True:
                 remaining = init_limit - (time.perf_counter() - started)
                 if remaining <= 0 or not conn.poll(remaining):
                     process.kill()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        process.wait(timeout=5)
                     calls.close()
-                    conn.close()
                     raise InitFailure(
                         stream,
                         init_logs,
@@ -221,6 +255,12 @@ class Spawner:
                 f"Runtime exited with error: exit status {process.returncode}",
                 (time.perf_counter() - started) * 1000,
             ) from exc
+        except BaseException:
+            # Anything else (a garbled frame, an interrupt): no worker is handed out, so none may be left behind.
+            process.kill()
+            if calls is not None:
+                calls.close()
+            raise
         finally:
             stderr.close()
         return worker
