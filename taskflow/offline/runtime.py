@@ -1,10 +1,11 @@
-"""The running offline AWS: moto in this process, its loopback server for the workers, and the parts that
-behave like Lambda, API Gateway, the SQS poller, IAM and CloudWatch, wired together.
+"""The running offline AWS: moto in this process, its loopback server, and the parts that behave like Lambda,
+API Gateway, the SQS poller, IAM and CloudWatch, wired together.
 
-The notebook's own boto3 clients talk to moto in-process. Lambda workers (separate processes) reach the same
-state through a moto server bound to 127.0.0.1. The seam layer (``seams``) installs the replacements that
-route moto into the parts below; everything the runtime holds lives on its ``Runtime`` object, and ``stop()``
-leaves moto as it was.
+The notebook's own boto3 clients talk to moto in-process. Lambda workers (separate processes) send their calls
+over their link to this process, where moto answers them in-process too (``_answer``); calls that wait on purpose,
+and a terminal's ``aws`` or ``curl``, reach the same state through a moto server bound to 127.0.0.1. The seam
+layer (``seams``) installs the replacements that route moto into the parts below; everything the runtime holds
+lives on its ``Runtime`` object, and ``stop()`` leaves moto as it was.
 """
 
 from __future__ import annotations

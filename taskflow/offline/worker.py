@@ -5,7 +5,9 @@ function's environment, it puts the deployed code (LAMBDA_TASK_ROOT) first on ``
 SDK directory (LAMBDA_RUNTIME_DIR, see ``sandbox``) after it, as the Lambda Python runtime does, imports the
 handler (init phase), then serves invocations one at a time over a ``multiprocessing.connection`` link.
 Everything the handler prints or logs is streamed back as it happens, so nothing is lost if the process is
-killed on a timeout. Results, errors and the context object follow the runtime's bootstrap (awslambdaric).
+killed on a timeout. The function's boto3 calls go to the kernel over the same link (``_SdkLink`` adds a
+botocore ``before-send`` handler). Results, errors and the context object follow the runtime's bootstrap
+(awslambdaric).
 It imports only the standard library itself, and ``protocol.py`` by path under a name function code would
 not import, so the function sees nothing of taskflow; the handler brings boto3, as on Lambda.
 """

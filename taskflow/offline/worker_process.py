@@ -5,7 +5,8 @@ runtime directory of ``sandbox`` only) in the deployed code's directory with the
 role's credentials, waits for the init phase (10 s, Lambda's limit, then the function's
 Timeout, as Lambda retries init inside the first invoke), and returns a warm ``Worker``. ``run`` sends one
 ``Invoke`` over the link and collects the log lines and the result, killing the worker if it outlives the
-Timeout or if a test asked for a crash.
+Timeout or if a test asked for a crash. The AWS calls the function sends over the same link are answered by the
+worker's ``Calls`` thread meanwhile.
 """
 
 from __future__ import annotations
@@ -49,27 +50,21 @@ class Worker:
     log_stream: str
     init_ms: float
     init_error: dict[str, Any] | None
+    calls: Calls  # answers the AWS calls the function makes over the link
     init_logs: list[tuple[str, float]] = field(default_factory=list)  # what the init phase printed
-    calls: Calls | None = None  # answers the AWS calls the function makes over the link
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def send(self, message: protocol.Message) -> None:
-        if self.calls is not None:
-            self.calls.send(message)
-        else:
-            protocol.send(self.conn, message)
+        self.calls.send(message)
 
     def kill(self) -> None:
         if self.alive():
             self.process.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=5)
-        if self.calls is not None:
-            self.calls.close()
-        else:
-            self.conn.close()
+        self.calls.close()  # closes the link too
 
 
 class InitFailure(Exception):
@@ -235,7 +230,7 @@ class Spawner:
                 elif isinstance(message, protocol.Call):
                     calls.take(message)
                 elif isinstance(message, protocol.Ready):
-                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, init_logs, calls)
+                    worker = Worker(process, conn, stream, message.init_ms, message.init_error, calls, init_logs)
                     break
         except (EOFError, OSError) as exc:
             # The process exited during init (os._exit, a crash) or never connected.
@@ -334,10 +329,7 @@ def run(
             if isinstance(message_in, protocol.Log):
                 outcome.logs.append((message_in.text, message_in.at))
             elif isinstance(message_in, protocol.Call):
-                if worker.calls is not None:
-                    worker.calls.take(message_in)
-                else:  # nothing here answers calls: the worker sends this one over HTTP
-                    worker.send(protocol.Reply(message_in.call_id, 0, [], b""))
+                worker.calls.take(message_in)
             elif isinstance(message_in, protocol.Result):
                 if message_in.ok:
                     outcome.result = message_in.body
