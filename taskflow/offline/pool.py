@@ -48,6 +48,7 @@ class Pool:
     code_dir: Path
     idle: list[Worker] = field(default_factory=list)
     busy: int = 0
+    working: list[Worker] = field(default_factory=list)  # handed out: running an invocation
     retired: bool = False
     cond: threading.Condition = field(default_factory=threading.Condition)
 
@@ -62,6 +63,7 @@ class Pools:
         self.max_workers = max_workers
         self._pools: dict[str, Pool] = {}
         self._lock = threading.Lock()
+        self._closed = False
         self._code_root = Path(tempfile.mkdtemp(prefix="taskflow-lambda-"))
         self.runtime_dir = sandbox.runtime_dir(self._code_root / "runtime")
 
@@ -97,6 +99,7 @@ class Pools:
                     worker = pool.idle.pop()
                     if worker.alive():
                         pool.busy += 1
+                        pool.working.append(worker)
                         return worker, False
                     worker.kill()
                 if pool.busy < self.max_workers:
@@ -104,16 +107,22 @@ class Pools:
                     break
                 pool.cond.wait()
         try:
-            return self._spawn(fn, pool.code_dir, self.runtime_dir), True
+            worker = self._spawn(fn, pool.code_dir, self.runtime_dir)
         except BaseException:
             with pool.cond:
                 pool.busy -= 1
                 pool.cond.notify()
             raise
+        with pool.cond:
+            pool.working.append(worker)
+            if self._closed:  # shut down while it started: it must not outlive the runtime
+                worker.kill()
+        return worker, True
 
     def release(self, pool: Pool, worker: Worker) -> None:
         with pool.cond:
             pool.busy -= 1
+            pool.working = [w for w in pool.working if w is not worker]
             if worker.alive() and not pool.retired:
                 pool.idle.append(worker)
             else:
@@ -128,8 +137,14 @@ class Pools:
             worker.kill()
 
     def shutdown(self) -> None:
+        """Kill every worker, idle or running an invocation (it ends as a crashed container's would)."""
         with self._lock:
+            self._closed = True
             pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             self.retire(pool)
+            with pool.cond:
+                working = list(pool.working)
+            for worker in working:
+                worker.kill()
         sandbox.remove_tree(self._code_root)

@@ -18,7 +18,7 @@ from taskflow import offline
 from taskflow.arns import Arn, is_sqs_queue, sqs_queue_arn
 from taskflow.offline import protocol
 
-from .conftest import Aws
+from .conftest import Aws, poll
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "taskflow"
@@ -99,6 +99,27 @@ def test_arns_are_parsed_once() -> None:
     assert is_sqs_queue(str(arn)) and not is_sqs_queue("arn:aws:dynamodb:us-east-1:1:table/t")
     with pytest.raises(ValueError, match="not an ARN"):
         Arn.parse("taskQueue")
+
+
+def test_stopping_mid_invocation_ends_the_running_container(aws: Aws) -> None:
+    """The runtime's stop ends invocations in flight: a container running one must not outlive it."""
+    source = """
+        import time
+        from recorder import record
+
+        def handler(event, context):
+            record("running")
+            time.sleep(8)
+    """
+    aws.function("still-running", source, timeout=10)
+    caller = threading.Thread(target=lambda: aws.invoke("still-running"), daemon=True)
+    caller.start()
+    poll(lambda: (aws.out_dir / "records.jsonl").exists(), timeout=10)
+    assert psutil.Process().children()
+    offline.stop()
+    assert not psutil.Process().children(), "a container running an invocation outlived the runtime"
+    caller.join(10)
+    assert not caller.is_alive(), "the invocation in flight did not end with the runtime"
 
 
 def test_a_stopped_runtime_leaves_nothing_behind(aws: Aws) -> None:
