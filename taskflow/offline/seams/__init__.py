@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from taskflow.offline.seams import apigateway, awslambda, cloudwatch, core, dynamodb, iam, logs, sqs, sqs_redrive
+from taskflow.offline.seams import (
+    apigateway,
+    awslambda,
+    cloudwatch,
+    core,
+    dynamodb,
+    iam,
+    logs,
+    request_environ,
+    sqs,
+    sqs_redrive,
+)
 from taskflow.offline.seams.records import PINNED_MOTO, Installation, MotoSeamError, Patch, Read, Record, resolve
 from taskflow.offline.seams.records import check as _check
 
@@ -39,6 +50,7 @@ READS: tuple[Read, ...] = (
     *iam.READS,
     *logs.READS,
     *cloudwatch.READS,
+    *request_environ.READS,
 )
 RECORDS: tuple[Record, ...] = (*PATCHES, *READS)
 

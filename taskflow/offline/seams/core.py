@@ -29,13 +29,13 @@ from moto.core import config as moto_config
 from moto.core import exceptions as moto_exceptions
 from moto.core.base_backend import BackendDict
 from moto.core.models import DEFAULT_ACCOUNT_ID, botocore_stubber
-from moto.core.request import normalize_request
 from moto.core.utils import get_equivalent_url_in_aws_domain
 from moto.moto_api import recorder
 from moto.server import ThreadedMotoServer
 
 from taskflow.offline import sigv4
 from taskflow.offline.errors import AwsError
+from taskflow.offline.seams import request_environ
 from taskflow.offline.seams.records import Installation, MotoSeamError, Patch, Read
 
 # Services whose clients speak the query protocol (form-encoded POST, XML errors).
@@ -390,7 +390,7 @@ def _cached_routes(original: Any, inst: Installation) -> Any:
             or not moto_config.service_whitelisted(service)
         ):
             return original(stubber, request)
-        normalized_request = normalize_request(request)
+        normalized_request = request_environ.request_for(request)
         try:
             recorder._record_request(normalized_request)
             status, headers, body = method_to_execute(
@@ -472,7 +472,6 @@ READS = (
     Read("moto.backends", "get_backend", "a service's backends", ("name",)),
     Read("moto.core.base_backend", "BaseBackend.urls", "a backend's URL table: URL pattern -> handler"),
     Read("moto.core.base_backend", "BackendDict", "a service's backends per account and region"),
-    Read("moto.core.request", "normalize_request", "the request object moto's handlers take", ("request",)),
     Read("moto.core.utils", "get_equivalent_url_in_aws_domain", "a URL in AWS's domain", ("url",)),
     Read("moto.core.config", "passthrough_url", "URLs moto lets through to AWS", ("clean_url",)),
     Read("moto.core.config", "passthrough_service", "services moto lets through to AWS", ("service",)),
