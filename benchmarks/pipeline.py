@@ -203,6 +203,17 @@ class StageTimings(Hooks):
                 s.waits_ms += details["waits_ms"]
 
 
+class InvokeTimes(Hooks):
+    """The runtime's own time for each invoke (``lambda.invoke``: the worker's round trip, logs and metrics)."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+
+    def timing(self, stage: str, ms: float, **details: Any) -> None:
+        if stage == "lambda.invoke":
+            self.ms.append(ms)
+
+
 class MemoryPeaks(threading.Thread):
     """Peak resident memory of this process and of each worker process, sampled every 50 ms.
 
@@ -422,14 +433,21 @@ def main() -> None:
             Code={"ZipFile": package(TIMED)},
             Timeout=10,
         )
-        overhead, overhead_p95, _ = warm_overhead(lam, "timed", args.invokes)
+        with rt.using(InvokeTimes()) as invoke_times:
+            overhead, overhead_p95, _ = warm_overhead(lam, "timed", args.invokes)
+        runtime_ms = statistics.median(invoke_times.ms[1:])  # after warm_overhead's own warm-up invoke
 
     print(f"pipeline: {run.rate:7.0f} tasks/s ({args.tasks} tasks stored in {run.seconds:.2f} s)")
     print(f"floor in-process:   {floor_inproc:5.0f} tasks/s; pipeline takes {floor_inproc / run.rate:.2f}x its time")
+    print(f"  (one thread, CPU-bound: {1000 / floor_inproc:.2f} ms of CPU per task, moto's and the client's SDK)")
     print(f"floor over HTTP:    {floor_http:5.0f} tasks/s; pipeline takes {floor_http / run.rate:.2f}x its time")
     report_stages(run, args.tasks)
     print(
         f"warm invoke overhead (lambda.invoke minus handler time): median {overhead:.2f} ms, p95 {overhead_p95:.2f} ms"
+    )
+    print(
+        f"  of which the runtime's invoke (worker round trip, START/END/REPORT logs, metrics): median "
+        f"{runtime_ms:.2f} ms; the caller's SDK and moto's dispatch of Invoke: about {overhead - runtime_ms:.2f} ms"
     )
     mem = run.memory
     peak_worker = max(mem.workers.values(), default=0)
