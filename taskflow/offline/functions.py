@@ -186,8 +186,8 @@ class Functions:
         started = time.perf_counter()
         self._start_execution(fn)
         try:
-            pool = self.pools.pool_for(fn)
             try:
+                pool = self.pools.pool_for(fn)
                 worker, cold = self.pools.acquire(pool, fn)
             except InitFailure as failure:
                 return self._failed_init(fn, failure)

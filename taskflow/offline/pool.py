@@ -14,14 +14,15 @@ import json
 import os
 import tempfile
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from taskflow.offline import sandbox
+from taskflow.offline import lambda_logs, sandbox
 from taskflow.offline.model import Function
-from taskflow.offline.worker_process import Worker
+from taskflow.offline.worker_process import InitFailure, Worker
 
 MAX_WORKERS_PER_FUNCTION = int(os.environ.get("TASKFLOW_OFFLINE_MAX_WORKERS", "8"))
 
@@ -62,6 +63,7 @@ class Pools:
         self._spawn = spawn
         self.max_workers = max_workers
         self._pools: dict[str, Pool] = {}
+        self._retired: list[Pool] = []  # replaced by a new version while invocations still ran in them
         self._lock = threading.Lock()
         self._closed = False
         self._code_root = Path(tempfile.mkdtemp(prefix="taskflow-lambda-"))
@@ -69,12 +71,16 @@ class Pools:
 
     @property
     def busy(self) -> bool:
-        return any(p.busy for p in list(self._pools.values()))
+        with self._lock:
+            pools = [*self._pools.values(), *self._retired]
+        return any(p.busy for p in pools)
 
     def pool_for(self, fn: Function) -> Pool:
         """The pool of the function's current version; a new version retires the old pool's workers."""
         key = version_key(fn)
         with self._lock:
+            if self._closed:
+                raise _stopped()
             pool = self._pools.get(fn.arn)
             if pool is not None and pool.key == key:
                 return pool
@@ -87,14 +93,21 @@ class Pools:
                 tmp.rename(code_dir)
             new = Pool(key=key, code_dir=code_dir)
             self._pools[fn.arn] = new
+            if pool is not None:
+                self._retired = [p for p in self._retired if p.busy] + [pool]
         if pool is not None:
             self.retire(pool)
         return new
 
     def acquire(self, pool: Pool, fn: Function) -> tuple[Worker, bool]:
-        """A warm worker, or a new one (cold: True); waits while the function is at its worker limit."""
+        """A warm worker, or a new one (cold: True); waits while the function is at its worker limit.
+
+        Once the runtime has stopped, the container cannot start: InitFailure, as for one that died starting.
+        """
         with pool.cond:
             while True:
+                if self._closed:
+                    raise _stopped()
                 while pool.idle:
                     worker = pool.idle.pop()
                     if worker.alive():
@@ -137,14 +150,22 @@ class Pools:
             worker.kill()
 
     def shutdown(self) -> None:
-        """Kill every worker, idle or running an invocation (it ends as a crashed container's would)."""
+        """Kill every worker, idle or running an invocation (it ends as a crashed container's would), in current
+        pools and in retired ones; callers waiting for a worker get none."""
         with self._lock:
             self._closed = True
-            pools, self._pools = list(self._pools.values()), {}
+            pools, self._pools, self._retired = [*self._pools.values(), *self._retired], {}, []
         for pool in pools:
             self.retire(pool)
             with pool.cond:
                 working = list(pool.working)
+                pool.cond.notify_all()
             for worker in working:
                 worker.kill()
         sandbox.remove_tree(self._code_root)
+
+
+def _stopped() -> InitFailure:
+    """What an invocation gets once the runtime has stopped: a container that could not start."""
+    stream = lambda_logs.stream_name(time.time(), os.urandom(16).hex())
+    return InitFailure(stream, [], "Runtime.ExitError", "Runtime exited: the offline AWS has stopped", 0.0)
