@@ -141,6 +141,8 @@ JSON_HEADERS = [
         ("an upper-case host", "POST", "https://SQS.us-east-1.amazonaws.com/", [], b"x", False),
         ("a port werkzeug normalizes", "POST", "https://sqs.us-east-1.amazonaws.com:0443/", [], b"x", False),
         ("a fragment", "POST", "https://sqs.us-east-1.amazonaws.com/#f", [], b"x", False),
+        ("parameters in the last segment", "POST", "https://sqs.us-east-1.amazonaws.com/a;b", [], b"x", False),
+        ("parameters in a path", "POST", "https://localhost:5000/x/y;p=1?Action=x", [], b"x", False),
     ],
 )
 def test_the_environ_is_the_one_moto_builds(
@@ -149,6 +151,15 @@ def test_the_environ_is_the_one_moto_builds(
     ours, motos, took_direct_path = _both(_prepared(method, url, headers, body))
     assert took_direct_path == direct, case
     assert ours == motos, case
+
+
+@pytest.mark.parametrize("host", ["a..b", ".a", "a" * 64 + ".com"])
+def test_a_host_idna_refuses_is_refused_as_moto_refuses_it(host: str) -> None:
+    request = _prepared("POST", f"https://{host}/", [], b"x")
+    with pytest.raises(UnicodeError):
+        normalize_request(request)
+    with pytest.raises(UnicodeError):
+        request_environ.request_for(request)
 
 
 def test_a_header_spanning_lines_is_refused_as_moto_refuses_it() -> None:

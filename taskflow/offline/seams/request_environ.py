@@ -3,7 +3,8 @@
 Every request moto answers in-process becomes a werkzeug ``Request`` through ``EnvironBuilder``
 (``moto.core.request.normalize_request``): about a sixth of the kernel's time answering a function's call. For the
 shape botocore sends (a body of bytes; a plain lower-case host, and a path and query in ASCII with nothing
-percent-encoded or to be quoted; no header value spanning lines) this builds the same WSGI environ directly.
+percent-encoded, to be quoted or dropped; no header value spanning lines) this builds the same WSGI environ
+directly.
 Anything else is moto's own ``normalize_request``. ``tests/offline/test_request_environ.py`` compares the two
 environs key by key.
 """
@@ -28,8 +29,10 @@ from moto.core.request import (
 
 from taskflow.offline.seams.records import Read
 
-_HOST = re.compile(r"[a-z0-9.-]+(?::[1-9][0-9]{0,3})?")  # werkzeug lower-cases hosts and normalizes ports
-_PATH = re.compile(r"/(?!/)[A-Za-z0-9_.~!$&'()*+,/:;=@-]*")  # nothing iri_to_uri would quote or unquote
+# werkzeug lower-cases a host, IDNA-encodes it (refusing empty labels and labels over 63 characters) and
+# normalizes its port; moto's urlparse drops ";parameters" from a path's last segment.
+_HOST = re.compile(r"(?:[a-z0-9-]{1,63}\.)*[a-z0-9-]{1,63}(?::[1-9][0-9]{0,3})?")
+_PATH = re.compile(r"/(?!/)[A-Za-z0-9_.~!$&'()*+,/:=@-]*")  # nothing iri_to_uri would quote or unquote
 _QUERY = re.compile(r"[\x21-\x7e]*")  # ASCII: its WSGI encoding is itself
 _NEWLINE = re.compile(r"[\r\n]")
 _DROPPED = frozenset({"transfer-encoding", "content-type", "content-length"})
