@@ -42,9 +42,11 @@ def settle_heap() -> None:
 
     boto3's and moto's service models and modules (some 300,000 objects) live as long as the kernel, yet every full
     collection walks them all again: during a burst of tasks about 0.2 s at a time, holding the GIL that moto, the
-    pollers and the API share. Frozen objects are still freed by reference counting; only cycles among them stay.
+    pollers and the API share. Garbage is collected first, so none is frozen; frozen objects are still freed by
+    reference counting, and only cycles among them stay.
     """
     if gc.get_freeze_count() == 0:
+        gc.collect()
         gc.freeze()
 
 
