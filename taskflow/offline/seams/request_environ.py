@@ -4,9 +4,8 @@ Every request moto answers in-process becomes a werkzeug ``Request`` through ``E
 (``moto.core.request.normalize_request``): about a sixth of the kernel's time answering a function's call. For the
 shape botocore sends (a body of bytes; a plain lower-case host, and a path and query in ASCII with nothing
 percent-encoded, to be quoted or dropped; no header value spanning lines) this builds the same WSGI environ
-directly.
-Anything else is moto's own ``normalize_request``. ``tests/offline/test_request_environ.py`` compares the two
-environs key by key.
+directly. Anything else is moto's own ``normalize_request``. ``tests/offline/test_request_environ.py`` compares
+the two environs key by key.
 """
 
 from __future__ import annotations
@@ -58,8 +57,7 @@ def request_for(request: Any) -> Any:
             return normalize_request(request)
         header_items.append((key, text))
     body = request.body
-    host = netloc
-    name, _, port = host.partition(":")
+    name, _, port = netloc.partition(":")
     environ: dict[str, Any] = {
         "REQUEST_METHOD": request.method,
         "SCRIPT_NAME": "",
@@ -69,7 +67,7 @@ def request_for(request: Any) -> Any:
         "RAW_URI": path,
         "SERVER_NAME": name,
         "SERVER_PORT": port or ("443" if scheme == "https" else "80"),
-        "HTTP_HOST": host,
+        "HTTP_HOST": netloc,
         "SERVER_PROTOCOL": "HTTP/1.1",
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": scheme,
